@@ -1,0 +1,5 @@
+import sys
+
+from pixelzoo.cli import main
+
+sys.exit(main())

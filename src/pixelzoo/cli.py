@@ -1,0 +1,297 @@
+"""The ``pixelzoo`` command: thin wrappers that parse arguments and call the library.
+
+    pixelzoo train [--model NAME --data NAME --out RUN ...]   train (defaults: PixelCNN on digits)
+    pixelzoo train --resume RUN                               continue an interrupted run
+    pixelzoo evaluate RUN [--split test] [--json]             exact NLL: nats and bits/dim
+    pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid of samples
+    pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
+    pixelzoo models | pixelzoo datasets                       what is available
+
+Errors caused by input are printed as one sentence (``error: ...``), exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pixelzoo import data as datasets
+from pixelzoo import models
+from pixelzoo.errors import ConfigError, PixelzooError
+from pixelzoo.training import TrainConfig, load_model, load_split, read_config, train
+from pixelzoo.training.run import pick_device
+from pixelzoo.utils.images import save_grid
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_sets(cfg: TrainConfig, pairs: list[str]) -> TrainConfig:
+    """``--set key=value``: a model setting, a training setting, or ``data.OPTION``."""
+    model_fields = {f.name for f in dataclasses.fields(models.get(cfg.model).config_cls)}
+    train_fields = set(TrainConfig.field_names()) - {"overrides", "data_options"}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, text = pair.split("=", 1)
+        if key.startswith("data."):
+            cfg.data_options[key[5:]] = _parse_value(text)
+        elif key in model_fields:
+            cfg.overrides[key] = _parse_value(text)
+        elif key in train_fields:
+            setattr(cfg, key, TrainConfig.coerce(key, text))
+        else:
+            raise ConfigError(
+                f"--set {key}: not a setting of model {cfg.model!r} ({', '.join(sorted(model_fields))}), "
+                f"a training setting ({', '.join(sorted(train_fields))}) or data.OPTION"
+            )
+    return cfg
+
+
+def cmd_train(args) -> int:
+    cfg = TrainConfig(
+        model=args.model,
+        preset=args.preset,
+        data=args.data,
+        data_dir=args.data_dir,
+        steps=args.steps,
+        epochs=args.epochs,
+        minutes=args.minutes,
+        seed=args.seed,
+        device=args.device,
+    )
+    if args.batch_size is not None:
+        cfg.batch_size = args.batch_size
+    if args.lr is not None:
+        cfg.lr = args.lr
+    if args.resume:
+        run_dir, resume = Path(args.resume), True
+    else:
+        models.get(cfg.model)  # unknown names fail before anything is written
+        datasets.options(cfg.data)
+        apply_sets(cfg, args.set)
+        run_dir = Path(args.out or f"runs/{cfg.model}-{cfg.data}-{time.strftime('%Y%m%d-%H%M%S')}")
+        resume = False
+    if args.dry_run:
+        cfg.validate()
+        models.resolve_config(
+            cfg.model,
+            cfg.preset
+            or ("default" if cfg.data not in models.get(cfg.model).presets else cfg.data),
+            **cfg.overrides,
+        )
+        print(json.dumps({"run_dir": str(run_dir), "train": dataclasses.asdict(cfg)}, indent=2))
+        return 0
+    print(f"{'resuming' if resume else 'training'} run in {run_dir}", file=sys.stderr)
+    result = train(cfg, run_dir, resume=resume, progress=not args.no_progress)
+    valid = result["valid"]
+    if valid:
+        print(
+            f"step {result['step']}: valid NLL {valid['nats']:.3f} nats/image, "
+            f"{valid['bits_per_dim']:.4f} bits/dim (best {result['best_valid_nats']:.3f} nats)"
+        )
+    print(
+        f"run saved in {run_dir}  (next: pixelzoo evaluate {run_dir}; pixelzoo sample {run_dir} "
+        f"-n 16 --out samples.png)"
+    )
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from pixelzoo.evaluation import evaluate_nll
+
+    model = load_model(args.run, args.checkpoint, pick_device(args.device))
+    split = load_split(args.run, args.split, args.data_dir)
+    result = evaluate_nll(model, split, args.batch_size, progress=not args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{args.split}: {result['nats']:.4f} nats/image, {result['bits_per_dim']:.5f} bits/dim "
+            f"over {result['images']} images"
+        )
+    return 0
+
+
+def cmd_sample(args) -> int:
+    model = load_model(args.run, args.checkpoint, pick_device(args.device))
+    g = torch.Generator().manual_seed(args.seed)
+    x = model.sample(args.n, generator=g, progress=True)
+    save_grid(x, model.levels, args.out, nrow=args.nrow)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def cmd_complete(args) -> int:
+    model = load_model(args.run, args.checkpoint, pick_device(args.device))
+    split = load_split(args.run, args.split, args.data_dir, dataset=args.data)
+    if tuple(split.image_shape) != tuple(model.image_shape) or split.levels != model.levels:
+        raise ConfigError(
+            f"dataset {args.data!r} has images {split.image_shape} with {split.levels} levels; "
+            f"the model expects {model.image_shape} with {model.levels}"
+        )
+    n = min(args.n, len(split))
+    originals, _ = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
+    given = originals.repeat_interleave(args.completions, 0)
+    g = torch.Generator().manual_seed(args.seed)
+    filled = model.complete(given, args.rows, generator=g, progress=True).cpu()
+    # Each row of the grid: the occluded input, the completions, the original.
+    occluded = originals.clone()
+    occluded[:, :, args.rows :] = 0
+    rows = []
+    for k in range(n):
+        rows += [
+            occluded[k : k + 1],
+            filled[k * args.completions : (k + 1) * args.completions],
+            originals[k : k + 1],
+        ]
+    save_grid(torch.cat(rows), model.levels, args.out, nrow=args.completions + 2)
+    print(
+        f"wrote {n} images x {args.completions} completions (top {args.rows} rows kept) to {args.out}"
+    )
+    return 0
+
+
+def cmd_models(args) -> int:
+    for name in models.names():
+        entry = models.get(name)
+        print(f"{name:16s} {entry.summary}")
+        for preset, values in entry.presets.items():
+            print(f"    preset {preset:16s} {values}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    for name in datasets.names():
+        print(f"{name:16s} options: {', '.join(datasets.options(name)) or '-'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pixelzoo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    t = sub.add_parser(
+        "train", help="train a model (defaults: PixelCNN on the digits)", formatter_class=fmt
+    )
+    t.add_argument("--model", default="pixelcnn", help=f"one of: {', '.join(models.names())}")
+    t.add_argument(
+        "--preset",
+        default=None,
+        help="model preset (default: the one named after the data, else 'default')",
+    )
+    t.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.names())}")
+    t.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding the dataset files (default: download cache)",
+    )
+    t.add_argument("--out", default=None, help="run folder (default: runs/MODEL-DATA-TIME)")
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue this run from its last checkpoint",
+    )
+    t.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    t.add_argument(
+        "--epochs", type=int, default=None, help="stop after this many epochs (default 20)"
+    )
+    t.add_argument(
+        "--minutes", type=float, default=None, help="stop after this many minutes of training"
+    )
+    t.add_argument("--batch-size", type=int, default=None, help="global batch size (default 64)")
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model setting (e.g. blocks=15), training setting (e.g. lr_decay=0.9999) or data.OPTION",
+    )
+    t.add_argument(
+        "--dry-run", action="store_true", help="print the resolved configuration and exit"
+    )
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    def run_args(q):
+        q.add_argument("run", metavar="RUN_DIR")
+        q.add_argument("--checkpoint", default="best", choices=["best", "last"])
+        q.add_argument("--device", default="auto")
+
+    e = sub.add_parser("evaluate", help="exact test NLL of a run", formatter_class=fmt)
+    run_args(e)
+    e.add_argument("--split", default="test", choices=list(datasets.SPLITS))
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("sample", help="draw samples into a PNG grid", formatter_class=fmt)
+    run_args(s)
+    s.add_argument("-n", type=int, default=16, help="number of samples")
+    s.add_argument("--out", required=True, help="PNG file")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    s.set_defaults(func=cmd_sample)
+
+    c = sub.add_parser(
+        "complete", help="complete test images from their top rows", formatter_class=fmt
+    )
+    run_args(c)
+    c.add_argument("--data", default=None, help="dataset (default: the run's)")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--split", default="test", choices=list(datasets.SPLITS))
+    c.add_argument("--rows", type=int, required=True, help="rows kept from the top")
+    c.add_argument("-n", type=int, default=8, help="number of images")
+    c.add_argument("--completions", type=int, default=4, help="completions per image")
+    c.add_argument("--out", required=True, help="PNG file")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_complete)
+
+    sub.add_parser("models", help="list models and presets").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list datasets and options").set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "complete" and args.data is None:
+        args.data = (
+            read_config(args.run)["train"]["data"]
+            if Path(args.run, "config.json").exists()
+            else None
+        )
+    try:
+        return args.func(args)
+    except PixelzooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; the last checkpoint is intact (resume with pixelzoo train --resume RUN_DIR)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

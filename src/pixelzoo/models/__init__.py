@@ -1,0 +1,10 @@
+"""Model registry: ``names()``, ``build(name, image_shape, levels, preset, **overrides)``.
+
+Importing this package registers every model file below.
+"""
+
+from pixelzoo.models import pixelcnn  # noqa: F401  (registers "pixelcnn")
+from pixelzoo.models.base import AutoregressiveModel
+from pixelzoo.models.registry import build, get, names, resolve_config
+
+__all__ = ["AutoregressiveModel", "build", "get", "names", "resolve_config"]

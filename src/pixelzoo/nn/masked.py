@@ -1,0 +1,87 @@
+"""Masked convolutions for autoregressive image models (PixelRNN §3.4).
+
+The model's order is raster scan over pixels and, inside a pixel, R -> G -> B.
+Feature maps are split into ``groups`` channel groups (one per colour channel) so
+that the features of group g at a pixel depend only on the pixels before it and on
+colour channels < g (mask A, first layer) or <= g (mask B, later layers) of the
+pixel itself.
+
+The mask is a buffer and is multiplied into the weight on every forward pass, so
+``weight`` itself is never rewritten: gradients of masked entries are exactly
+zero, optimizer state stays honest, and ``torch.compile`` sees a pure function.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def channel_groups(n: int, groups: int) -> torch.Tensor:
+    """Group index of each of ``n`` channels: contiguous, near-equal blocks.
+
+    For ``n = groups * K`` (the output layer's ``C*K`` logits) channel ``c*K + k``
+    is in group ``c``, so reshaping to ``[C, K]`` keeps groups aligned with colours.
+    """
+    if n < groups:
+        raise ValueError(f"{n} channels cannot be split into {groups} colour groups")
+    return torch.arange(n) * groups // n
+
+
+def causal_mask(
+    out_channels: int,
+    in_channels: int,
+    kernel_size: tuple[int, int],
+    mask_type: str,
+    groups: int = 1,
+) -> torch.Tensor:
+    """Mask ``[out, in, kh, kw]`` that keeps only connections to earlier (sub-)pixels.
+
+    Args:
+        mask_type: ``"A"`` (centre excludes the own colour group) or ``"B"``
+            (centre includes it).
+        groups: number of colour channels whose order R -> G -> B is enforced.
+    """
+    if mask_type not in ("A", "B"):
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    kh, kw = kernel_size
+    mask = torch.zeros(out_channels, in_channels, kh, kw)
+    cy, cx = kh // 2, kw // 2
+    mask[:, :, :cy, :] = 1  # rows above
+    mask[:, :, cy, :cx] = 1  # left in the same row
+    g_out = channel_groups(out_channels, groups)[:, None]
+    g_in = channel_groups(in_channels, groups)[None, :]
+    centre = g_in < g_out if mask_type == "A" else g_in <= g_out
+    mask[:, :, cy, cx] = centre.float()
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A 'same'-padded convolution whose kernel sees only earlier (sub-)pixels.
+
+    Args:
+        in_channels, out_channels: feature counts.
+        kernel_size: odd int or (kh, kw), e.g. 7 for PixelCNN's first layer.
+        mask_type: ``"A"`` for the first layer, ``"B"`` afterwards.
+        groups: colour channels in the data (1 for grey/binary, 3 for RGB).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, mask_type: str, groups: int = 1):
+        ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        if ks[0] % 2 == 0 or ks[1] % 2 == 0:
+            raise ValueError(f"masked convolutions need odd kernel sizes, got {ks}")
+        super().__init__(in_channels, out_channels, ks, padding=(ks[0] // 2, ks[1] // 2))
+        self.mask_type = mask_type
+        self.colour_groups = groups
+        self.register_buffer(
+            "mask", causal_mask(out_channels, in_channels, ks, mask_type, groups), persistent=False
+        )
+        with torch.no_grad():  # start from a masked kernel; fan-in stays that of the full kernel
+            self.weight.mul_(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", mask={self.mask_type}, colour_groups={self.colour_groups}"

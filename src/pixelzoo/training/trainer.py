@@ -1,0 +1,374 @@
+"""A model-agnostic trainer: any model whose ``loss(batch)`` is a scalar to minimise.
+
+Features: Adam with warm-up and per-step exponential decay, gradient clipping,
+validation NLL after every epoch, ``last``/``best`` checkpoints, exact resume,
+DDP under torchrun, a tqdm bar, scalars to ``metrics.jsonl`` and TensorBoard, a
+sample grid per epoch, and a clean stop (last good checkpoint kept) on NaN/inf.
+
+Determinism and resume: the order of training images in epoch e is a permutation
+drawn from a generator seeded with (seed, e), and dynamic binarization of step s
+from one seeded with (seed, s); the global torch RNG (dropout) is saved in every
+checkpoint. A resumed run therefore replays exactly the batches, and so the
+losses, of the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import pixelzoo
+from pixelzoo import data as datasets
+from pixelzoo import models
+from pixelzoo.errors import ConfigError, TrainingDiverged
+from pixelzoo.evaluation.nll import nll_sum
+from pixelzoo.training import checkpoint, distributed
+from pixelzoo.training.config import TrainConfig
+from pixelzoo.training.logging import MetricsLog
+from pixelzoo.utils.images import save_grid
+from pixelzoo.utils.io import atomic_write_json
+
+
+class _Objective(nn.Module):
+    """Wraps ``model.loss`` as ``forward`` so DistributedDataParallel syncs its gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+def resolve_device(device: str, local_rank: int = 0) -> str:
+    if device == "auto":
+        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was requested but CUDA is not available")
+    return device
+
+
+def resolve_preset(cfg: TrainConfig) -> str:
+    if cfg.preset is not None:
+        return cfg.preset
+    return cfg.data if cfg.data in models.get(cfg.model).presets else "default"
+
+
+def _seeded(*parts: int) -> torch.Generator:
+    seed = 0
+    for p in parts:
+        seed = (seed * 1_000_003 + int(p)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+class Trainer:
+    """Train ``cfg.model`` on ``cfg.data`` into ``run_dir``.
+
+    Args:
+        cfg: the run's configuration (ignored except for stopping criteria when
+            ``resume`` is True: a resumed run keeps its saved configuration).
+        run_dir: folder for config, metrics, checkpoints, samples.
+        resume: continue the run in ``run_dir`` from its last checkpoint.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True):
+        self.run_dir = Path(run_dir)
+        if resume:
+            cfg = self._saved_config(cfg)
+        cfg.validate()
+        self.cfg = cfg
+        self.progress = progress
+        self.dist = distributed.setup(resolve_device(cfg.device))
+        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        if cfg.batch_size % self.dist.world_size:
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes"
+            )
+
+        opts = cfg.data_options
+        self.train_set = datasets.load(cfg.data, "train", cfg.data_dir, **opts)
+        self.valid_set = datasets.load(cfg.data, "valid", cfg.data_dir, **opts)
+        self.steps_per_epoch = len(self.train_set) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} exceeds the {len(self.train_set)} training images"
+            )
+        limits = []
+        if cfg.steps:
+            limits.append(cfg.steps)
+        if cfg.epochs:
+            limits.append(cfg.epochs * self.steps_per_epoch)
+        if not limits and not cfg.minutes:
+            limits.append(20 * self.steps_per_epoch)
+        self.total_steps = min(limits) if limits else None
+
+        torch.manual_seed(cfg.seed)
+        self.preset = resolve_preset(cfg)
+        self.model = models.build(
+            cfg.model,
+            self.train_set.image_shape,
+            self.train_set.levels,
+            self.preset,
+            **cfg.overrides,
+        ).to(self.device)
+        self.objective: nn.Module = _Objective(self.model)
+        if self.dist.enabled:
+            ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
+            self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+
+        self.step = 0
+        self.best = math.inf
+        self.elapsed = 0.0  # seconds of training so far, across resumes
+        self.window = {"loss": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
+        self.ckpt_root = self.run_dir / "checkpoints"
+        if resume:
+            self._restore()
+        else:
+            self._start_run_dir()
+        self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
+
+    # ------------------------------------------------------------------ run folder
+    def _saved_config(self, cfg: TrainConfig) -> TrainConfig:
+        path = self.run_dir / "config.json"
+        if not path.exists():
+            raise ConfigError(
+                f"cannot resume: {self.run_dir} has no config.json (not a pixelzoo run)"
+            )
+        saved = TrainConfig.from_dict(json.loads(path.read_text())["train"])
+        # Stopping criteria may be extended when resuming; nothing else changes.
+        for k in ("steps", "epochs", "minutes"):
+            if getattr(cfg, k) is not None:
+                setattr(saved, k, getattr(cfg, k))
+        return saved
+
+    def _start_run_dir(self) -> None:
+        if (self.run_dir / "config.json").exists():
+            raise ConfigError(
+                f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
+                f"or choose a new --out folder"
+            )
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(
+                self.run_dir / "config.json",
+                {
+                    "train": dataclasses.asdict(dataclasses.replace(self.cfg, preset=self.preset)),
+                    "model": self.model.spec(),
+                    "data": {
+                        "name": self.cfg.data,
+                        "image_shape": list(self.train_set.image_shape),
+                        "levels": self.train_set.levels,
+                        "train_images": len(self.train_set),
+                        "valid_images": len(self.valid_set),
+                    },
+                    "world_size": self.dist.world_size,
+                    "versions": {"pixelzoo": pixelzoo.__version__, "torch": torch.__version__},
+                },
+            )
+        distributed.barrier(self.dist)
+
+    def _restore(self) -> None:
+        if checkpoint.pointer(self.ckpt_root, "last") is None:
+            # Killed before the first checkpoint: start again from step 0.
+            return
+        weights, state, meta = checkpoint.load(self.ckpt_root, "last")
+        self.model.load_state_dict(weights)
+        checkpoint.optimizer_from_flat(self.optimizer, state, meta["optimizer"])
+        torch.set_rng_state(state["rng.torch"])
+        if "rng.cuda" in state and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(state["rng.cuda"], self.device)
+        self.step, self.best, self.elapsed = meta["step"], meta["best_valid_nats"], meta["elapsed"]
+        self.window = meta["window"]
+
+    def _save(self, best: bool) -> None:
+        for p in self.model.parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(
+                    f"the weights became NaN/inf at step {self.step}; the last good checkpoint in "
+                    f"{self.ckpt_root} was kept"
+                )
+        if self.dist.is_main:
+            tensors, opt_meta = checkpoint.optimizer_to_flat(self.optimizer)
+            tensors["rng.torch"] = torch.get_rng_state()
+            if self.device.startswith("cuda"):
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            meta = {
+                "step": self.step,
+                "epoch": self.step / self.steps_per_epoch,
+                "best_valid_nats": self.best,
+                "elapsed": self.elapsed,
+                "window": self.window,
+                "optimizer": opt_meta,
+                "model": self.model.spec(),
+            }
+            pointers = {"last": {"step": self.step}}
+            if best:
+                pointers["best"] = {"step": self.step, "valid_nats": self.best}
+            checkpoint.save(
+                self.ckpt_root, self.step, self.model.state_dict(), tensors, meta, pointers
+            )
+        distributed.barrier(self.dist)
+
+    # ------------------------------------------------------------------ steps
+    def lr_at(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
+        return self.cfg.lr * warm * self.cfg.lr_decay**step
+
+    def _batch(self, step: int):
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        perm = torch.randperm(len(self.train_set), generator=_seeded(self.cfg.seed, epoch))
+        b = self.cfg.batch_size
+        idx = perm[pos * b : (pos + 1) * b]
+        # Binarize the whole global batch, then take this rank's slice: the images
+        # are then identical to a single-process run's.
+        x, y = self.train_set.get_batch(idx, _seeded(self.cfg.seed, 7919, step))
+        local = slice(
+            self.dist.rank * b // self.dist.world_size,
+            (self.dist.rank + 1) * b // self.dist.world_size,
+        )
+        x = x[local].to(self.device, non_blocking=True)
+        if getattr(self.model, "conditional", False) and y is not None:
+            return x, y[local].to(self.device)
+        return x
+
+    def train_step(self) -> tuple[float, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        batch = self._batch(self.step)
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+            loss = self.objective(batch)
+        loss.backward()
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        vals = torch.stack([loss.detach().float(), grad_norm.detach().float()])
+        if self.dist.enabled:
+            torch.distributed.all_reduce(vals)
+            vals /= self.dist.world_size
+        loss_v, norm_v = vals.tolist()
+        if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
+            self.optimizer.zero_grad(set_to_none=True)
+            last = checkpoint.pointer(self.ckpt_root, "last")
+            kept = f"step {last['step']}" if last else "none yet"
+            raise TrainingDiverged(
+                f"the training loss became {loss_v} (gradient norm {norm_v}) at step {self.step + 1}; "
+                f"stopped without saving, the last good checkpoint ({kept}) in {self.ckpt_root} is "
+                f"untouched: resume it with a lower --lr or a smaller --set grad_clip"
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss_v, norm_v
+
+    # ------------------------------------------------------------------ epoch end
+    def validate(self) -> dict:
+        n = len(self.valid_set)
+        idx = torch.arange(n)[self.dist.rank :: self.dist.world_size]
+        local = nll_sum(
+            self.model,
+            self.valid_set,
+            idx,
+            self.cfg.eval_batch_size,
+            conditional=getattr(self.model, "conditional", False),
+        )
+        nats = distributed.all_sum(local, self.dist, self.device) / n
+        return {"nats": nats, "bits_per_dim": nats / (self.model.dims * math.log(2))}
+
+    def write_samples(self) -> None:
+        if not self.cfg.samples or not self.dist.is_main:
+            return
+        epoch = self.step // self.steps_per_epoch
+        x = self.model.sample(self.cfg.samples, generator=_seeded(self.cfg.seed, 104729, epoch))
+        save_grid(x, self.model.levels, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+
+    def end_of_epoch(self) -> dict:
+        v = self.validate()
+        improved = v["nats"] < self.best
+        self.best = min(self.best, v["nats"])
+        self.log.write(
+            {
+                "split": "valid",
+                "step": self.step,
+                "epoch": self.step / self.steps_per_epoch,
+                **v,
+                "best_nats": self.best,
+            }
+        )
+        self.write_samples()
+        self._save(best=improved)
+        return v
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict:
+        """Train until a stopping criterion; returns the last validation result."""
+        cfg, spe = self.cfg, self.steps_per_epoch
+        last_valid: dict = {}
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (self.progress and self.dist.is_main),
+            desc=f"{cfg.model}/{cfg.data}",
+        )
+        self.model.train()
+        try:
+            while self.total_steps is None or self.step < self.total_steps:
+                t0 = time.perf_counter()
+                loss, _ = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                w = self.window
+                w["loss"] += loss
+                w["steps"] += 1
+                w["images"] += cfg.batch_size
+                w["seconds"] += dt
+                bar.update(1)
+                if self.step % cfg.log_every == 0:
+                    mean = w["loss"] / w["steps"]
+                    self.log.write(
+                        {
+                            "split": "train",
+                            "step": self.step,
+                            "epoch": self.step / spe,
+                            "loss": mean,
+                            "bits_per_dim": mean / math.log(2),
+                            "lr": self.lr_at(self.step - 1),
+                            "images_per_s": w["images"] / max(w["seconds"], 1e-9),
+                        }
+                    )
+                    bar.set_postfix(bpd=f"{mean / math.log(2):.4f}")
+                    self.window = {"loss": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
+                out_of_time = cfg.minutes is not None and self.elapsed >= 60 * cfg.minutes
+                finished = self.total_steps is not None and self.step >= self.total_steps
+                if self.step % spe == 0 or finished or out_of_time:
+                    last_valid = self.end_of_epoch()
+                elif self.step % cfg.ckpt_every == 0:
+                    self._save(best=False)
+                if out_of_time:
+                    break
+        finally:
+            bar.close()
+            self.log.close()
+        return {"step": self.step, "valid": last_valid, "best_valid_nats": self.best}
+
+    def close(self) -> None:
+        distributed.teardown(self.dist)
+
+
+def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) a run; see :class:`Trainer`."""
+    trainer = Trainer(cfg, run_dir, resume=resume, progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()

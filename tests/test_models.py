@@ -1,0 +1,208 @@
+"""Properties that make an autoregressive model correct, for every registered model.
+
+* causality: changing sub-pixel j never changes the log-probability terms of
+  sub-pixels before j (raster order, R -> G -> B), and does change later ones;
+* exact normalization: probabilities of every image of a tiny space sum to 1;
+* samples agree with the likelihood: empirical frequencies match exp(log_prob);
+* every bad input gets a clear error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from pixelzoo import models
+from pixelzoo.errors import ConfigError, InputError
+from pixelzoo.nn import MaskedConv2d, causal_mask
+
+# Tiny settings per model, small enough for enumeration tests.
+TINY = {"pixelcnn": dict(hidden=6, blocks=2, out_hidden=12)}
+AR_MODELS = [n for n in models.names() if issubclass(models.get(n).cls, models.AutoregressiveModel)]
+
+
+def tiny(name: str, shape, levels: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model = models.build(name, shape, levels, **TINY[name]).eval()
+    # Random init makes near-uniform conditionals; sharpen them so that tests of
+    # normalization and sampling probe a non-trivial distribution.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+def test_every_registered_model_has_tiny_settings():
+    assert set(AR_MODELS) <= set(TINY), "add tiny test settings for the new model"
+
+
+def order(shape):
+    """Sub-pixels (c, i, j) in the model's order: raster scan, then colour."""
+    c, h, w = shape
+    return [(k, i, j) for i in range(h) for j in range(w) for k in range(c)]
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+@pytest.mark.parametrize("shape,levels", [((1, 4, 4), 2), ((3, 4, 4), 4), ((1, 3, 5), 17)])
+def test_causality_by_perturbation(name, shape, levels):
+    model = tiny(name, shape, levels)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, levels, (1, *shape), generator=g)
+    base = model.log_prob(x, reduction="none")[0]
+    seq = order(shape)
+    with torch.no_grad():
+        for pos, (c, i, j) in enumerate(seq):
+            y = x.clone()
+            y[0, c, i, j] = (
+                y[0, c, i, j] + 1 + torch.randint(0, levels - 1, (1,), generator=g)
+            ) % levels
+            changed = (model.log_prob(y, reduction="none")[0] - base).abs() > 1e-6
+            before = [changed[s] for s in seq[:pos]]
+            after = [changed[s] for s in seq[pos + 1 :]]
+            assert not any(before), f"{name}: sub-pixel {(c, i, j)} leaks into an earlier term"
+            if after:
+                assert any(after), f"{name}: sub-pixel {(c, i, j)} influences nothing after it"
+            # The very next sub-pixel of the same pixel must see it (R -> G -> B).
+            if c + 1 < shape[0]:
+                assert changed[c + 1, i, j], f"{name}: channel {c + 1} does not see channel {c}"
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+def test_causality_by_gradient(name):
+    """d(log p of sub-pixel t)/d(input) is zero on t and every later sub-pixel."""
+    shape, levels = (3, 3, 3), 4
+    model = tiny(name, shape, levels)
+    x = torch.randint(0, levels, (1, *shape))
+    seq = order(shape)
+    x_in = model.embed(x).requires_grad_(True)
+    params = model.network(x_in)
+    lp = model.likelihood.log_prob(params, x)[0]
+    for pos, (c, i, j) in enumerate(seq):
+        (grad,) = torch.autograd.grad(lp[c, i, j], x_in, retain_graph=True)
+        for later in seq[pos:]:
+            assert grad[(0, *later)] == 0, f"term {(c, i, j)} depends on {later}"
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+@pytest.mark.parametrize("shape,levels", [((1, 2, 3), 2), ((3, 1, 2), 4), ((1, 1, 3), 17)])
+def test_exact_normalization_by_enumeration(name, shape, levels):
+    model = tiny(name, shape, levels)
+    dims = math.prod(shape)
+    xs = torch.tensor(list(itertools.product(range(levels), repeat=dims))).view(-1, *shape)
+    with torch.no_grad():
+        total = torch.logsumexp(model.log_prob(xs).double(), 0).exp().item()
+    assert abs(total - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+def test_reduction_none_sums_to_total(name):
+    model = tiny(name, (3, 4, 4), 4)
+    x = torch.randint(0, 4, (5, 3, 4, 4))
+    per = model.log_prob(x, reduction="none")
+    assert per.shape == (5, 3, 4, 4) and (per <= 0).all()
+    torch.testing.assert_close(per.flatten(1).sum(1), model.log_prob(x))
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+@pytest.mark.parametrize("shape,levels", [((1, 2, 2), 2), ((2, 1, 2), 3)])
+def test_samples_match_likelihood(name, shape, levels):
+    """Empirical frequencies of 20,000 samples vs exp(log_prob) of every image."""
+    model = tiny(name, shape, levels)
+    n = 20000
+    x = model.sample(n, generator=torch.Generator().manual_seed(0))
+    dims = math.prod(shape)
+    xs = torch.tensor(list(itertools.product(range(levels), repeat=dims))).view(-1, *shape)
+    with torch.no_grad():
+        p = model.log_prob(xs).exp().double()
+    codes = (x.flatten(1) * levels ** torch.arange(dims - 1, -1, -1)).sum(1)
+    freq = torch.bincount(codes, minlength=len(xs)).double() / n
+    assert p.max() > 2.0 / len(xs), "the tiny model is too close to uniform to test anything"
+    # Pearson chi-square with len(xs)-1 degrees of freedom: fail above the 99.99% point.
+    chi2 = (n * (freq - p) ** 2 / p).sum().item()
+    dof = len(xs) - 1
+    assert chi2 < dof + 8.0 * math.sqrt(2 * dof) + 10, f"chi2={chi2:.1f} with {dof} dof"
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+def test_sampling_is_deterministic_under_a_seed(name):
+    model = tiny(name, (3, 3, 3), 4)
+    a = model.sample(4, generator=torch.Generator().manual_seed(7))
+    b = model.sample(4, generator=torch.Generator().manual_seed(7))
+    c = model.sample(4, generator=torch.Generator().manual_seed(8))
+    assert a.dtype == torch.long and a.shape == (4, 3, 3, 3)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert int(a.min()) >= 0 and int(a.max()) <= 3
+
+
+@pytest.mark.parametrize("name", AR_MODELS)
+def test_completion_keeps_the_given_rows(name):
+    model = tiny(name, (1, 5, 4), 2)
+    x = torch.randint(0, 2, (6, 1, 5, 4))
+    out = model.complete(x, rows=2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :, :2], x[:, :, :2])
+    # Completion is the same loop as sampling: with every row given nothing changes.
+    assert torch.equal(model.complete(x, rows=5), x)
+
+
+def test_bad_inputs_get_one_clear_sentence():
+    model = tiny("pixelcnn", (1, 4, 4), 2)
+    with pytest.raises(InputError, match=r"integer tensor .*got dtype torch.float32"):
+        model.log_prob(torch.zeros(2, 1, 4, 4))
+    with pytest.raises(InputError, match=r"shape \[B, 1, 4, 4\], got \[2, 3, 4, 4\]"):
+        model.log_prob(torch.zeros(2, 3, 4, 4, dtype=torch.long))
+    bad = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    bad[1, 0, 2, 3] = 5
+    with pytest.raises(InputError, match=r"values must be in 0..1, found values in 0..5"):
+        model.log_prob(bad)
+    with pytest.raises(InputError, match="unconditional"):
+        model.log_prob(torch.zeros(2, 1, 4, 4, dtype=torch.long), cond=torch.zeros(2))
+    with pytest.raises(InputError, match="reduction"):
+        model.log_prob(torch.zeros(2, 1, 4, 4, dtype=torch.long), reduction="mean")
+    with pytest.raises(InputError, match="rows to keep"):
+        model.complete(torch.zeros(2, 1, 4, 4, dtype=torch.long), rows=9)
+
+
+def test_registry_errors_list_valid_choices():
+    with pytest.raises(ConfigError, match="valid names: pixelcnn"):
+        models.build("pixelcnnn")
+    with pytest.raises(ConfigError, match="no setting 'layers'; valid settings: blocks"):
+        models.build("pixelcnn", layers=3)
+    with pytest.raises(ConfigError, match="valid presets: default"):
+        models.build("pixelcnn", preset="imagenet")
+    with pytest.raises(ConfigError, match="not a valid int"):
+        models.build("pixelcnn", blocks="many")
+    with pytest.raises(ConfigError, match="levels"):
+        models.build("pixelcnn", levels=1)
+
+
+def test_presets_and_overrides_and_spec_round_trip():
+    m = models.build("pixelcnn", (3, 8, 8), 256, preset="cifar10", blocks="2")
+    assert m.config.hidden == 128 and m.config.blocks == 2 and len(m.blocks) == 2
+    spec = m.spec()
+    again = models.build(spec["name"], spec["image_shape"], spec["levels"], **spec["config"])
+    assert again.spec() == spec
+
+
+def test_mask_structure():
+    """Mask A/B for 3 colour groups on a 3x3 kernel, checked entry by entry."""
+    m = causal_mask(3, 3, (3, 3), "A", groups=3)
+    assert m[:, :, 0].eq(1).all() and m[:, :, 2].eq(0).all()
+    assert m[:, :, 1, 0].eq(1).all() and m[:, :, 1, 2].eq(0).all()
+    assert torch.equal(m[:, :, 1, 1], torch.tensor([[0, 0, 0], [1, 0, 0], [1, 1, 0]]).float())
+    b = causal_mask(6, 3, (1, 1), "B", groups=3)
+    assert torch.equal(
+        b[:, :, 0, 0], torch.tensor([[1, 0, 0]] * 2 + [[1, 1, 0]] * 2 + [[1, 1, 1]] * 2).float()
+    )
+
+
+def test_masked_weights_get_zero_gradient_and_are_never_rewritten():
+    conv = MaskedConv2d(2, 4, 3, "A", groups=1)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)  # even if someone fills the hidden entries ...
+    out = conv(torch.randn(1, 2, 5, 5))
+    out.sum().backward()
+    assert (conv.weight.grad * (1 - conv.mask)).abs().sum() == 0  # ... they get no gradient
+    assert conv.weight.eq(1.0).all()  # forward did not write into the parameter
