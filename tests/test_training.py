@@ -22,6 +22,10 @@ from pixelzoo.training import TrainConfig, Trainer, load_model, train
 from pixelzoo.training.logging import read_metrics
 
 SMALL = {"hidden": 8, "blocks": 2, "out_hidden": 16}
+# The same small model and logging, as CLI arguments.
+SMALL_CLI = ["--no-progress"] + [
+    a for k, v in {**SMALL, "log_every": 1, "samples": 0}.items() for a in ("--set", f"{k}={v}")
+]
 
 
 def cfg(**kw) -> TrainConfig:
@@ -71,19 +75,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         "120",
         "--batch-size",
         "32",
-        "--no-progress",
-        "--set",
-        "hidden=8",
-        "--set",
-        "blocks=2",
-        "--set",
-        "out_hidden=16",
-        "--set",
-        "log_every=1",
+        *SMALL_CLI,
         "--set",
         "ckpt_every=3",
-        "--set",
-        "samples=0",
     ]
     subprocess.run(args + ["--out", str(tmp_path / "full")], check=True, capture_output=True)
     run = tmp_path / "killed"
@@ -159,26 +153,7 @@ def _free_port() -> int:
 
 def test_ddp_two_processes_equal_one_process(tmp_path):
     """torchrun with 2 gloo processes and global batch 32 == 1 process with batch 32."""
-    common = [
-        "train",
-        "--steps",
-        "8",
-        "--batch-size",
-        "32",
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--set",
-        "hidden=8",
-        "--set",
-        "blocks=2",
-        "--set",
-        "out_hidden=16",
-        "--set",
-        "log_every=1",
-        "--set",
-        "samples=0",
-    ]
+    common = ["train", "--steps", "8", "--batch-size", "32", "--device", "cpu", *SMALL_CLI]
     subprocess.run(
         [sys.executable, "-m", "pixelzoo", *common, "--out", str(tmp_path / "one")],
         check=True,
@@ -204,7 +179,7 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     cfg_two = json.loads((tmp_path / "two" / "config.json").read_text())
-    assert cfg_two["world_size"] == 2
+    assert cfg_two["world_size"] == 2 and cfg_two["distributed_backend"] == "gloo"
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 9))
     for (_, a), (_, b) in zip(one, two, strict=True):

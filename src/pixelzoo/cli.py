@@ -24,8 +24,8 @@ import torch
 from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import ConfigError, PixelzooError
-from pixelzoo.training import TrainConfig, load_model, load_split, read_config, train
-from pixelzoo.training.run import pick_device
+from pixelzoo.training import TrainConfig, load_model, load_split, train
+from pixelzoo.training.trainer import resolve_device, resolve_preset
 from pixelzoo.utils.images import save_grid
 
 
@@ -84,12 +84,7 @@ def cmd_train(args) -> int:
         resume = False
     if args.dry_run:
         cfg.validate()
-        models.resolve_config(
-            cfg.model,
-            cfg.preset
-            or ("default" if cfg.data not in models.get(cfg.model).presets else cfg.data),
-            **cfg.overrides,
-        )
+        models.resolve_config(cfg.model, resolve_preset(cfg), **cfg.overrides)
         print(json.dumps({"run_dir": str(run_dir), "train": dataclasses.asdict(cfg)}, indent=2))
         return 0
     print(f"{'resuming' if resume else 'training'} run in {run_dir}", file=sys.stderr)
@@ -110,7 +105,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from pixelzoo.evaluation import evaluate_nll
 
-    model = load_model(args.run, args.checkpoint, pick_device(args.device))
+    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
     split = load_split(args.run, args.split, args.data_dir)
     result = evaluate_nll(model, split, args.batch_size, progress=not args.json)
     if args.json:
@@ -124,7 +119,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    model = load_model(args.run, args.checkpoint, pick_device(args.device))
+    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
     g = torch.Generator().manual_seed(args.seed)
     x = model.sample(args.n, generator=g, progress=True)
     save_grid(x, model.levels, args.out, nrow=args.nrow)
@@ -133,11 +128,11 @@ def cmd_sample(args) -> int:
 
 
 def cmd_complete(args) -> int:
-    model = load_model(args.run, args.checkpoint, pick_device(args.device))
+    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
     split = load_split(args.run, args.split, args.data_dir, dataset=args.data)
     if tuple(split.image_shape) != tuple(model.image_shape) or split.levels != model.levels:
         raise ConfigError(
-            f"dataset {args.data!r} has images {split.image_shape} with {split.levels} levels; "
+            f"dataset {split.name!r} has images {split.image_shape} with {split.levels} levels; "
             f"the model expects {model.image_shape} with {model.levels}"
         )
     n = min(args.n, len(split))
@@ -274,12 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) == "complete" and args.data is None:
-        args.data = (
-            read_config(args.run)["train"]["data"]
-            if Path(args.run, "config.json").exists()
-            else None
-        )
     try:
         return args.func(args)
     except PixelzooError as e:

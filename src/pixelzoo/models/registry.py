@@ -9,6 +9,7 @@ with nothing re-typed.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ def get(name: str) -> Entry:
 def _coerce(value, typ, key: str, model: str):
     """Convert CLI strings to the field's type (int, float, bool, str, tuple)."""
     origin = typing.get_origin(typ)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         if value is None or value == "None":
             return None

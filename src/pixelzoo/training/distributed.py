@@ -19,13 +19,16 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Dist:
+    """This process's place in the job; ``backend`` is None outside torchrun."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: str | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -33,17 +36,18 @@ class Dist:
 
 
 def setup(device: str) -> Dist:
-    """Join the process group if launched by torchrun with more than one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """Join the process group if launched by torchrun (even with one process, so that
+    the DDP code path is the same whatever the number of processes)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return Dist()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device.startswith("cuda") else "gloo"
     if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend)
-    return Dist(rank, world, local)
+    return Dist(rank, world, local, dist.get_backend())
 
 
 def all_sum(value: float, d: Dist, device) -> float:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import CheckpointError
@@ -44,9 +42,3 @@ def load_split(run_dir, split: str, data_dir=None, dataset: str | None = None):
     name = dataset or train["data"]
     opts = train["data_options"] if name == train["data"] else {}
     return datasets.load(name, split, data_dir or train["data_dir"], **opts)
-
-
-def pick_device(device: str = "auto") -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device

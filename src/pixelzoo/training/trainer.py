@@ -156,6 +156,7 @@ class Trainer:
                 f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
                 f"or choose a new --out folder"
             )
+        distributed.barrier(self.dist)  # every rank has checked before rank 0 writes
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(
@@ -171,6 +172,7 @@ class Trainer:
                         "valid_images": len(self.valid_set),
                     },
                     "world_size": self.dist.world_size,
+                    "distributed_backend": self.dist.backend,
                     "versions": {"pixelzoo": pixelzoo.__version__, "torch": torch.__version__},
                 },
             )
