@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from pixelzoo import data
+from pixelzoo import data, models
 from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation import evaluate_nll
 from pixelzoo.training import TrainConfig, Trainer, load_model, train
@@ -51,10 +51,12 @@ def test_same_seed_same_losses_other_seed_different(tmp_path):
     assert len(losses(tmp_path / "a")) == 12
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, monkeypatch):
     # 45 steps cross two epoch boundaries of digits (39 steps/epoch at batch 32).
     train(cfg(steps=45), tmp_path / "full", progress=False)
     train(cfg(steps=25), tmp_path / "split", progress=False)  # stops (and validates) at step 25
+    # A preset edited between the stop and the resume must not change the resumed network.
+    monkeypatch.setitem(models.get("pixelcnn").presets["default"], "first_kernel", 5)
     train(TrainConfig(steps=45), tmp_path / "split", resume=True, progress=False)
     assert losses(tmp_path / "full") == losses(tmp_path / "split")
     for k, v in weights(tmp_path / "full").items():
@@ -129,6 +131,16 @@ def test_corrupt_checkpoint_is_named(tmp_path):
         load_model(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not a pixelzoo run"):
         load_model(tmp_path)
+
+
+def test_config_that_does_not_match_the_weights_is_named(tmp_path):
+    train(cfg(steps=3), tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    config["model"]["config"]["hidden"] = 12  # hand-edited: no longer the saved network
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not match the model described"):
+        load_model(tmp_path / "run")
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path):

@@ -150,3 +150,15 @@ def load(ckpt_root: Path, which: str = "last", with_state: bool = True):
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"checkpoint file {path} cannot be read ({e})") from None
     return loaded[0], (loaded[1] if with_state else None), meta
+
+
+def load_weights(model: torch.nn.Module, weights: dict, where: Path) -> None:
+    """``model.load_state_dict`` with a one-sentence error when the shapes disagree."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"checkpoint in {where} does not match the model described by its run's "
+            f"config.json ({first})"
+        ) from None

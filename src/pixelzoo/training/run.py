@@ -32,7 +32,7 @@ def load_model(run_dir, which: str = "best", device: str = "cpu"):
     if which == "best" and checkpoint.pointer(root, "best") is None:
         which = "last"
     weights, _, _ = checkpoint.load(root, which, with_state=False)
-    model.load_state_dict(weights)
+    checkpoint.load_weights(model, weights, root)
     return model.to(device).eval()
 
 

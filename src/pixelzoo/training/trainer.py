@@ -81,8 +81,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True):
         self.run_dir = Path(run_dir)
+        model_settings = None
         if resume:
-            cfg = self._saved_config(cfg)
+            cfg, model_settings = self._saved_config(cfg)
         cfg.validate()
         self.cfg = cfg
         self.progress = progress
@@ -112,12 +113,14 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         self.preset = resolve_preset(cfg)
+        # A resumed run rebuilds its model from the full saved settings, not from the
+        # preset's name, so that a preset edited since cannot change the network.
         self.model = models.build(
             cfg.model,
             self.train_set.image_shape,
             self.train_set.levels,
             self.preset,
-            **cfg.overrides,
+            **(model_settings if model_settings is not None else cfg.overrides),
         ).to(self.device)
         self.objective: nn.Module = _Objective(self.model)
         if self.dist.enabled:
@@ -137,18 +140,20 @@ class Trainer:
         self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
 
     # ------------------------------------------------------------------ run folder
-    def _saved_config(self, cfg: TrainConfig) -> TrainConfig:
+    def _saved_config(self, cfg: TrainConfig) -> tuple[TrainConfig, dict]:
+        """The run's saved training config (stopping criteria from ``cfg``) and model settings."""
         path = self.run_dir / "config.json"
         if not path.exists():
             raise ConfigError(
                 f"cannot resume: {self.run_dir} has no config.json (not a pixelzoo run)"
             )
-        saved = TrainConfig.from_dict(json.loads(path.read_text())["train"])
+        saved_json = json.loads(path.read_text())
+        saved = TrainConfig.from_dict(saved_json["train"])
         # Stopping criteria may be extended when resuming; nothing else changes.
         for k in ("steps", "epochs", "minutes"):
             if getattr(cfg, k) is not None:
                 setattr(saved, k, getattr(cfg, k))
-        return saved
+        return saved, saved_json["model"]["config"]
 
     def _start_run_dir(self) -> None:
         if (self.run_dir / "config.json").exists():
@@ -183,7 +188,7 @@ class Trainer:
             # Killed before the first checkpoint: start again from step 0.
             return
         weights, state, meta = checkpoint.load(self.ckpt_root, "last")
-        self.model.load_state_dict(weights)
+        checkpoint.load_weights(self.model, weights, self.ckpt_root)
         checkpoint.optimizer_from_flat(self.optimizer, state, meta["optimizer"])
         torch.set_rng_state(state["rng.torch"])
         if "rng.cuda" in state and self.device.startswith("cuda"):
