@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--model", default="pixelcnn")
-    p.add_argument("--preset", default="binarized_mnist")
+    p.add_argument("--preset", default="binarized_mnist_cpu")
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=64)

@@ -20,6 +20,7 @@ from pixelzoo import models
 
 CONFIGS = {
     "binarized_mnist_preset": dict(preset="binarized_mnist"),
+    "binarized_mnist_cpu_preset": dict(preset="binarized_mnist_cpu"),
     "15_blocks_32_channels": dict(preset="binarized_mnist", blocks=15, hidden=16, out_hidden=32),
 }
 # "32 channels" = the 2h feature maps the residual stream carries (h = 16).
