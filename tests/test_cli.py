@@ -86,6 +86,9 @@ def test_errors_are_one_sentence_with_exit_status_2(tmp_path):
         assert lines[-1].startswith("error: ") and msg in lines[-1], lines
         assert "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists()
+    # Counts are checked by the parser, before anything runs.
+    out = pz("sample", tmp_path, "-n", "0", "--out", tmp_path / "s.png", check=False)
+    assert out.returncode == 2 and "argument -n: must be at least 1, got 0" in out.stderr
 
 
 def test_dry_run_and_listings():

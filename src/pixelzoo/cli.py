@@ -29,6 +29,17 @@ from pixelzoo.training.trainer import resolve_device, resolve_preset
 from pixelzoo.utils.images import save_grid
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parse_value(text: str):
     try:
         return json.loads(text)
@@ -203,14 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue this run from its last checkpoint",
     )
-    t.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    t.add_argument("--steps", type=positive_int, default=None, help="stop after this many steps")
     t.add_argument(
-        "--epochs", type=int, default=None, help="stop after this many epochs (default 20)"
+        "--epochs", type=positive_int, default=None, help="stop after this many epochs (default 20)"
     )
     t.add_argument(
         "--minutes", type=float, default=None, help="stop after this many minutes of training"
     )
-    t.add_argument("--batch-size", type=int, default=None, help="global batch size (default 64)")
+    t.add_argument(
+        "--batch-size", type=positive_int, default=None, help="global batch size (default 64)"
+    )
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
@@ -236,16 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(e)
     e.add_argument("--split", default="test", choices=list(datasets.SPLITS))
     e.add_argument("--data-dir", default=None)
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--batch-size", type=positive_int, default=256)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("sample", help="draw samples into a PNG grid", formatter_class=fmt)
     run_args(s)
-    s.add_argument("-n", type=int, default=16, help="number of samples")
+    s.add_argument("-n", type=positive_int, default=16, help="number of samples")
     s.add_argument("--out", required=True, help="PNG file")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    s.add_argument("--nrow", type=positive_int, default=None, help="images per grid row")
     s.set_defaults(func=cmd_sample)
 
     c = sub.add_parser(
@@ -256,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir", default=None)
     c.add_argument("--split", default="test", choices=list(datasets.SPLITS))
     c.add_argument("--rows", type=int, required=True, help="rows kept from the top")
-    c.add_argument("-n", type=int, default=8, help="number of images")
-    c.add_argument("--completions", type=int, default=4, help="completions per image")
+    c.add_argument("-n", type=positive_int, default=8, help="number of images")
+    c.add_argument("--completions", type=positive_int, default=4, help="completions per image")
     c.add_argument("--out", required=True, help="PNG file")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_complete)
