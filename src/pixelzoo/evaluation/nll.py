@@ -13,6 +13,11 @@ import torch
 from tqdm.auto import tqdm
 
 
+def bits_per_dim(nats_per_image: float, dims: int) -> float:
+    """Nats per image -> bits per sub-pixel."""
+    return nats_per_image / (dims * math.log(2))
+
+
 @torch.no_grad()
 def nll_sum(
     model,
@@ -54,7 +59,7 @@ def evaluate_nll(model, dataset, batch_size: int = 256, progress: bool = False) 
     )
     return {
         "nats": nats,
-        "bits_per_dim": nats / (model.dims * math.log(2)),
+        "bits_per_dim": bits_per_dim(nats, model.dims),
         "split": dataset.split,
         "images": n,
     }

@@ -12,7 +12,6 @@ loss, sampling and completion - is written once here.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 from torch import nn
@@ -118,10 +117,6 @@ class AutoregressiveModel(nn.Module):
         """
         x, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
         return -self.log_prob(x, cond).mean() / self.dims
-
-    @staticmethod
-    def bits_per_dim(nats_per_image: float, dims: int) -> float:
-        return nats_per_image / (dims * math.log(2))
 
     def sample(
         self, n: int, cond=None, generator: torch.Generator | None = None, *, progress: bool = False

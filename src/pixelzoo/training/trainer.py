@@ -28,7 +28,7 @@ import pixelzoo
 from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import ConfigError, TrainingDiverged
-from pixelzoo.evaluation.nll import nll_sum
+from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
 from pixelzoo.training import checkpoint, distributed
 from pixelzoo.training.config import TrainConfig
 from pixelzoo.training.logging import MetricsLog
@@ -288,7 +288,7 @@ class Trainer:
             conditional=getattr(self.model, "conditional", False),
         )
         nats = distributed.all_sum(local, self.dist, self.device) / n
-        return {"nats": nats, "bits_per_dim": nats / (self.model.dims * math.log(2))}
+        return {"nats": nats, "bits_per_dim": bits_per_dim(nats, self.model.dims)}
 
     def write_samples(self) -> None:
         if not self.cfg.samples or not self.dist.is_main:
