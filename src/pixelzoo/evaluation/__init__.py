@@ -1,5 +1,10 @@
 """Measurements of trained models."""
 
 from pixelzoo.evaluation.nll import evaluate_nll
+from pixelzoo.evaluation.receptive_field import (
+    ReceptiveField,
+    plot_receptive_fields,
+    receptive_field,
+)
 
-__all__ = ["evaluate_nll"]
+__all__ = ["ReceptiveField", "evaluate_nll", "plot_receptive_fields", "receptive_field"]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pixelzoo.errors import ConfigError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.registry import register
 from pixelzoo.nn import MaskedConv2d
@@ -96,7 +97,7 @@ class PixelCNN(AutoregressiveModel):
         c = image_shape[0]
         h = config.hidden
         if h < c or config.out_hidden < c:
-            raise ValueError(f"hidden and out_hidden must be at least the {c} colour channels")
+            raise ConfigError(f"hidden and out_hidden must be at least the {c} colour channels")
         self.input = MaskedConv2d(c, 2 * h, config.first_kernel, "A", c)
         self.blocks = nn.Sequential(
             *[ResidualBlock(h, config.kernel, c) for _ in range(config.blocks)]

@@ -1,5 +1,14 @@
 """Building blocks shared by the models."""
 
+from pixelzoo.nn.lstm import lstm_update, shift_down, skew, unskew
 from pixelzoo.nn.masked import MaskedConv2d, causal_mask, channel_groups
 
-__all__ = ["MaskedConv2d", "causal_mask", "channel_groups"]
+__all__ = [
+    "MaskedConv2d",
+    "causal_mask",
+    "channel_groups",
+    "lstm_update",
+    "shift_down",
+    "skew",
+    "unskew",
+]

@@ -35,6 +35,7 @@ def causal_mask(
     kernel_size: tuple[int, int],
     mask_type: str,
     groups: int = 1,
+    chunks: int = 1,
 ) -> torch.Tensor:
     """Mask ``[out, in, kh, kw]`` that keeps only connections to earlier (sub-)pixels.
 
@@ -42,6 +43,9 @@ def causal_mask(
         mask_type: ``"A"`` (centre excludes the own colour group) or ``"B"``
             (centre includes it).
         groups: number of colour channels whose order R -> G -> B is enforced.
+        chunks: the output is ``chunks`` equal blocks stacked along the channels
+            (an LSTM's four gates), each split into colour groups on its own, so
+            that unit k of every gate belongs to the same group.
     """
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
@@ -50,7 +54,9 @@ def causal_mask(
     cy, cx = kh // 2, kw // 2
     mask[:, :, :cy, :] = 1  # rows above
     mask[:, :, cy, :cx] = 1  # left in the same row
-    g_out = channel_groups(out_channels, groups)[:, None]
+    if out_channels % chunks:
+        raise ValueError(f"{out_channels} output channels do not split into {chunks} chunks")
+    g_out = channel_groups(out_channels // chunks, groups).repeat(chunks)[:, None]
     g_in = channel_groups(in_channels, groups)[None, :]
     centre = g_in < g_out if mask_type == "A" else g_in <= g_out
     mask[:, :, cy, cx] = centre.float()
@@ -65,9 +71,19 @@ class MaskedConv2d(nn.Conv2d):
         kernel_size: odd int or (kh, kw), e.g. 7 for PixelCNN's first layer.
         mask_type: ``"A"`` for the first layer, ``"B"`` afterwards.
         groups: colour channels in the data (1 for grey/binary, 3 for RGB).
+        chunks: output blocks grouped separately (see :func:`causal_mask`).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, mask_type: str, groups: int = 1):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        mask_type: str,
+        groups: int = 1,
+        *,
+        chunks: int = 1,
+    ):
         ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         if ks[0] % 2 == 0 or ks[1] % 2 == 0:
             raise ValueError(f"masked convolutions need odd kernel sizes, got {ks}")
@@ -75,13 +91,19 @@ class MaskedConv2d(nn.Conv2d):
         self.mask_type = mask_type
         self.colour_groups = groups
         self.register_buffer(
-            "mask", causal_mask(out_channels, in_channels, ks, mask_type, groups), persistent=False
+            "mask",
+            causal_mask(out_channels, in_channels, ks, mask_type, groups, chunks),
+            persistent=False,
         )
         with torch.no_grad():  # start from a masked kernel; fan-in stays that of the full kernel
             self.weight.mul_(self.mask)
 
+    def masked_weight(self) -> torch.Tensor:
+        """The kernel as applied: ``weight * mask``, shape ``[out, in, kh, kw]``."""
+        return self.weight * self.mask
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.masked_weight(), self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mask={self.mask_type}, colour_groups={self.colour_groups}"
