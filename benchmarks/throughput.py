@@ -1,10 +1,10 @@
-"""Training throughput (images/s) and naive sampling time of PixelCNN configurations.
+"""Training throughput (images/s) and naive sampling time of autoregressive models.
 
 Measures, for each configuration, full optimizer steps (forward, backward, Adam)
 on binarized-MNIST-shaped batches after warm-up, and the time to draw 16 images
 of 28x28 with the naive sampler. Prints one JSON object.
 
-    python benchmarks/throughput.py [--device cuda] [--amp]
+    python benchmarks/throughput.py [--device cuda] [--amp] [--configs row_lstm,diagonal_bilstm]
 """
 
 from __future__ import annotations
@@ -19,9 +19,14 @@ import torch
 from pixelzoo import models
 
 CONFIGS = {
-    "binarized_mnist_preset": dict(preset="binarized_mnist"),
-    "binarized_mnist_cpu_preset": dict(preset="binarized_mnist_cpu"),
-    "8_blocks_64_channels": dict(preset="binarized_mnist", blocks=8, hidden=32, out_hidden=64),
+    "binarized_mnist_preset": dict(model="pixelcnn", preset="binarized_mnist"),
+    "binarized_mnist_cpu_preset": dict(model="pixelcnn", preset="binarized_mnist_cpu"),
+    "8_blocks_64_channels": dict(
+        model="pixelcnn", preset="binarized_mnist", blocks=8, hidden=32, out_hidden=64
+    ),
+    # PixelRNN §5: 7 layers, h = 16 (the paper's binarized MNIST models).
+    "row_lstm": dict(model="row_lstm", preset="binarized_mnist"),
+    "diagonal_bilstm": dict(model="diagonal_bilstm", preset="binarized_mnist"),
 }
 # "64 channels" = the 2h feature maps the residual stream carries (h = 32).
 # binarized_mnist_cpu is also the issue's "15-block, 32-channel PixelCNN" (h = 16).
@@ -70,13 +75,20 @@ def main() -> None:
     p.add_argument("--batch-sizes", default="64,256")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--no-sampling", action="store_true")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names")
     args = p.parse_args()
+    unknown = set(args.configs.split(",")) - set(CONFIGS)
+    if unknown:
+        p.error(f"unknown configs {sorted(unknown)}; valid: {', '.join(CONFIGS)}")
     results = []
-    for name, kw in CONFIGS.items():
+    for name in args.configs.split(","):
+        kw = dict(CONFIGS[name])
+        model_name = kw.pop("model")
         torch.manual_seed(0)
-        model = models.build("pixelcnn", (1, 28, 28), 2, **kw).to(args.device)
+        model = models.build(model_name, (1, 28, 28), 2, **kw).to(args.device)
         entry = {
             "config": name,
+            "model": model_name,
             "model_config": model.spec()["config"],
             "parameters": sum(p.numel() for p in model.parameters()),
         }

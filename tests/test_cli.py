@@ -108,3 +108,31 @@ def test_dry_run_and_listings():
     assert cfg["train"]["data_options"] == {"valid_size": 0}
     assert "pixelcnn" in pz("models").stdout
     assert "binarize" in pz("datasets").stdout
+    assert {"row_lstm", "diagonal_bilstm"} <= set(pz("models").stdout.split())
+
+
+def test_receptive_field_picture(tmp_path):
+    """The blind spot made visible: PixelCNN and Row LSTM miss pixels, the Diagonal BiLSTM none."""
+    out = pz(
+        "receptive-field",
+        "pixelcnn",
+        "row_lstm",
+        "diagonal_bilstm",
+        "--preset",
+        "default",
+        "--shape",
+        "1,12,12",
+        "--pixel",
+        "7",
+        "5",
+        "--out",
+        tmp_path / "rf.png",
+        "--json",
+    )
+    result = json.loads(out.stdout)["models"]
+    assert result["pixelcnn"]["blind_spot_pixels"] > 0
+    assert result["row_lstm"]["blind_spot_pixels"] > 0
+    assert result["diagonal_bilstm"]["blind_spot_pixels"] == 0
+    assert all(v["future_pixels_seen"] == 0 and v["past_pixels"] == 89 for v in result.values())
+    with Image.open(tmp_path / "rf.png") as im:
+        assert im.format == "PNG"

@@ -200,7 +200,15 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
         torch.testing.assert_close(v, weights(tmp_path / "two")[k], atol=1e-5, rtol=1e-4)
 
 
-def test_short_run_on_binarized_mnist_learns(bmnist_dir, tmp_path):
+LEARNERS = {
+    "pixelcnn": {"hidden": 16, "blocks": 3, "out_hidden": 32},
+    "row_lstm": {"hidden": 8, "layers": 2, "out_hidden": 32},
+    "diagonal_bilstm": {"hidden": 8, "layers": 2, "out_hidden": 32},
+}
+
+
+@pytest.mark.parametrize("model", LEARNERS)
+def test_short_run_on_binarized_mnist_learns(model, bmnist_dir, tmp_path):
     """200 steps lower the test NLL far below the independent-pixel baseline."""
     train_set = data.load("binarized_mnist", "train", bmnist_dir)
     test_set = data.load("binarized_mnist", "test", bmnist_dir)
@@ -215,7 +223,8 @@ def test_short_run_on_binarized_mnist_learns(bmnist_dir, tmp_path):
         steps=200,
         batch_size=32,
         lr=2e-3,
-        overrides={"hidden": 16, "blocks": 3, "out_hidden": 32},
+        model=model,
+        overrides=LEARNERS[model],
         samples=0,
         log_every=50,
         ckpt_every=1000,

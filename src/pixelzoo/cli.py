@@ -5,6 +5,7 @@
     pixelzoo evaluate RUN [--split test] [--json]             exact NLL: nats and bits/dim
     pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid of samples
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
+    pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
     pixelzoo models | pixelzoo datasets                       what is available
 
 Errors caused by input are printed as one sentence (``error: ...``), exit status 2.
@@ -168,6 +169,52 @@ def cmd_complete(args) -> int:
     return 0
 
 
+def _image_shape(text: str) -> tuple[int, int, int]:
+    """argparse type: ``C,H,W``."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected C,H,W with positive sizes, got {text!r}")
+    return shape
+
+
+def cmd_receptive_field(args) -> int:
+    from pixelzoo.evaluation import plot_receptive_fields, receptive_field
+
+    fields = {}
+    for item in args.models:
+        if Path(item).is_dir():  # a run: its trained weights
+            model, label = load_model(item, args.checkpoint, "cpu"), Path(item).name
+        else:  # a model name: fresh weights at the preset (the architecture's field)
+            torch.manual_seed(args.seed)
+            model = models.build(item, args.shape, args.levels, args.preset)
+            label = item
+        pixel = tuple(args.pixel) if args.pixel else None
+        fields[label] = receptive_field(model, pixel, seed=args.seed)
+    plot_receptive_fields(fields, args.out)
+    summary = {
+        name: {
+            "pixel": list(rf.pixel),
+            "blind_spot_pixels": rf.blind_spot,
+            "past_pixels": int(rf.past.sum()),
+            "future_pixels_seen": rf.future_seen,
+        }
+        for name, rf in fields.items()
+    }
+    if args.json:
+        print(json.dumps({"out": str(args.out), "models": summary}))
+    else:
+        for name, v in summary.items():
+            print(
+                f"{name}: pixel {tuple(v['pixel'])} misses {v['blind_spot_pixels']} of "
+                f"{v['past_pixels']} earlier pixels, sees {v['future_pixels_seen']} later ones"
+            )
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_models(args) -> int:
     for name in models.names():
         entry = models.get(name)
@@ -274,6 +321,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="PNG file")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_complete)
+
+    r = sub.add_parser(
+        "receptive-field",
+        help="PNG of receptive fields measured by gradients (the blind spot made visible)",
+        formatter_class=fmt,
+    )
+    r.add_argument(
+        "models",
+        nargs="*",
+        default=["pixelcnn", "row_lstm", "diagonal_bilstm"],
+        metavar="MODEL_OR_RUN",
+        help="model names (fresh weights at --preset) or run folders (trained weights)",
+    )
+    r.add_argument("--preset", default="binarized_mnist", help="preset for model names")
+    r.add_argument("--shape", type=_image_shape, default=(1, 28, 28), help="C,H,W for model names")
+    r.add_argument("--levels", type=int, default=2, help="levels for model names")
+    r.add_argument("--pixel", type=int, nargs=2, metavar=("ROW", "COL"), help="default: centre")
+    r.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="receptive_field.png", help="PNG file")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=cmd_receptive_field)
 
     sub.add_parser("models", help="list models and presets").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list datasets and options").set_defaults(func=cmd_datasets)

@@ -117,7 +117,7 @@ def plot_receptive_fields(fields: dict[str, ReceptiveField], path) -> None:
         "receptive field of the red pixel: log10 |d output / d input| (grey = unseen past)",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
