@@ -224,3 +224,14 @@ def test_masked_weights_get_zero_gradient_and_are_never_rewritten():
     out.sum().backward()
     assert (conv.weight.grad * (1 - conv.mask)).abs().sum() == 0  # ... they get no gradient
     assert conv.weight.eq(1.0).all()  # forward did not write into the parameter
+
+
+def test_chunked_mask_groups_every_gate_alike():
+    """LSTM gates (o, f, i, g) stacked along the channels: unit k of each gate is in one group."""
+    mask = causal_mask(4 * 6, 3, (1, 1), "B", groups=3, chunks=4)[:, :, 0, 0]
+    per_gate = mask.view(4, 6, 3)
+    assert all(torch.equal(per_gate[0], per_gate[g]) for g in range(4))
+    # Units 0-1 see R, units 2-3 see R and G, units 4-5 see all three.
+    assert per_gate[0].sum(1).tolist() == [1, 1, 2, 2, 3, 3]
+    with pytest.raises(ValueError, match="do not split into 4 chunks"):
+        causal_mask(10, 3, (1, 1), "B", groups=3, chunks=4)
