@@ -32,7 +32,7 @@ from torch import nn
 from pixelzoo.errors import ConfigError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.registry import register
-from pixelzoo.nn import MaskedConv2d
+from pixelzoo.nn import MaskedConv2d, masked_output_layers
 
 
 @dataclass
@@ -102,12 +102,7 @@ class PixelCNN(AutoregressiveModel):
         self.blocks = nn.Sequential(
             *[ResidualBlock(h, config.kernel, c) for _ in range(config.blocks)]
         )
-        self.output = nn.Sequential(
-            nn.ReLU(),
-            MaskedConv2d(2 * h, config.out_hidden, 1, "B", c),
-            nn.ReLU(),
-            MaskedConv2d(config.out_hidden, self.likelihood.num_params, 1, "B", c),
-        )
+        self.output = masked_output_layers(2 * h, config.out_hidden, self.likelihood.num_params, c)
 
     def network(self, u: torch.Tensor, cond=None) -> torch.Tensor:
         h = self.input(u)  # (B, 2h, H, W)

@@ -72,7 +72,14 @@ from torch import nn
 from pixelzoo.errors import ConfigError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.registry import register
-from pixelzoo.nn import MaskedConv2d, lstm_update, shift_down, skew, unskew
+from pixelzoo.nn import (
+    MaskedConv2d,
+    lstm_update,
+    masked_output_layers,
+    shift_down,
+    skew,
+    unskew,
+)
 
 # --------------------------------------------------------------------------- layers
 
@@ -243,12 +250,7 @@ class PixelRNN(AutoregressiveModel):
             MaskedConv2d(2 * h, 2 * h, 1, "B", c)
             for _ in range(config.layers if config.skip else 0)
         )
-        self.output = nn.Sequential(
-            nn.ReLU(),
-            MaskedConv2d(2 * h, config.out_hidden, 1, "B", c),
-            nn.ReLU(),
-            MaskedConv2d(config.out_hidden, self.likelihood.num_params, 1, "B", c),
-        )
+        self.output = masked_output_layers(2 * h, config.out_hidden, self.likelihood.num_params, c)
 
     def network(self, u: torch.Tensor, cond=None) -> torch.Tensor:
         x = self.input(u)  # (B, 2h, H, W)

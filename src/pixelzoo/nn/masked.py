@@ -107,3 +107,17 @@ class MaskedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mask={self.mask_type}, colour_groups={self.colour_groups}"
+
+
+def masked_output_layers(in_channels: int, hidden: int, out_channels: int, groups: int):
+    """PixelRNN Table 1's output stack: ReLU - 1x1 mask B - ReLU - 1x1 mask B.
+
+    Shared by PixelCNN and both PixelRNNs; ``out_channels`` are the likelihood's
+    parameters (``groups * K`` logits, in colour order).
+    """
+    return nn.Sequential(
+        nn.ReLU(),
+        MaskedConv2d(in_channels, hidden, 1, "B", groups),
+        nn.ReLU(),
+        MaskedConv2d(hidden, out_channels, 1, "B", groups),
+    )
