@@ -75,11 +75,11 @@ def receptive_field(
     i, j = pixel if pixel is not None else (h // 2, w // 2)
     if not (0 <= i < h and 0 <= j < w):
         raise InputError(f"pixel {(i, j)} is outside the {h}x{w} image")
+    if getattr(model, "conditional", False):
+        raise InputError("receptive fields are measured for unconditional models only")
     net = copy.deepcopy(model).to("cpu", torch.float64).eval()
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, model.levels, (1, c, h, w), generator=g)
-    if getattr(net, "conditional", False):
-        raise InputError("receptive fields are measured for unconditional models only")
     u = net.embed(x).to(torch.float64).requires_grad_(True)
     params = net.network(u)[0, :, i, j]
     direction = torch.randn(params.shape, generator=g, dtype=torch.float64)
