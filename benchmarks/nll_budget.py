@@ -1,10 +1,13 @@
-"""Test NLL on binarized MNIST after a fixed budget of training time.
+"""Test NLL on (binarized) MNIST after a fixed budget of training time.
 
 Trains a model for ``--minutes`` of training-step time (validation and sampling
 not counted), then evaluates the exact test NLL of the best-validation
 checkpoint over all 10,000 test images. Prints one JSON object.
 
     python benchmarks/nll_budget.py --data-dir ../shared/data/binarized_mnist --minutes 30
+    # class-conditional, on dynamically binarized MNIST (which has labels):
+    python benchmarks/nll_budget.py --data mnist --data-option binarize=dynamic \
+        --data-dir ../shared/data/mnist --model gated_pixelcnn --cond class
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from pixelzoo.training import TrainConfig, load_model, read_config, train
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="binarized_mnist")
     p.add_argument("--data-dir", required=True)
+    p.add_argument(
+        "--data-option", action="append", default=[], metavar="KEY=VALUE", help="dataset option"
+    )
+    p.add_argument("--cond", default=None, choices=["class"], help="train p(x | label)")
+    p.add_argument("--micro-batch", type=int, default=None, help="accumulate in chunks")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--model", default="pixelcnn")
     p.add_argument("--preset", default="binarized_mnist_cpu")
@@ -37,13 +46,25 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting")
     args = p.parse_args()
 
-    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    def pairs(items):
+        out = {}
+        for k, v in (item.split("=", 1) for item in items):
+            try:
+                out[k] = json.loads(v)
+            except json.JSONDecodeError:
+                out[k] = v
+        return out
+
+    overrides, options = pairs(args.set), pairs(args.data_option)
     cfg = TrainConfig(
         model=args.model,
         preset=args.preset,
         overrides=overrides,
-        data="binarized_mnist",
+        data=args.data,
         data_dir=args.data_dir,
+        data_options=options,
+        cond=args.cond,
+        micro_batch=args.micro_batch,
         minutes=args.minutes,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -61,12 +82,14 @@ def main() -> None:
     model = load_model(
         args.out, "best", "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
     )
-    test = evaluate_nll(model, data.load("binarized_mnist", "test", args.data_dir), 500)
+    test = evaluate_nll(model, data.load(args.data, "test", args.data_dir, **options), 500)
     print(
         json.dumps(
             {
                 "benchmark": "nll_budget",
                 "model": args.model,
+                "data": {"name": args.data, "options": options},
+                "cond": args.cond,
                 "config": read_config(args.out)["model"]["config"],
                 "train": {
                     "minutes_budget": args.minutes,
@@ -74,6 +97,7 @@ def main() -> None:
                     "lr": args.lr,
                     "lr_decay": args.lr_decay,
                     "amp": args.amp,
+                    "micro_batch": args.micro_batch,
                     "steps": result["step"],
                 },
                 "wall_seconds": round(wall, 1),

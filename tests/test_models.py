@@ -24,19 +24,46 @@ TINY = {
     "pixelcnn": dict(hidden=6, blocks=2, out_hidden=12),
     "row_lstm": dict(hidden=6, layers=2, out_hidden=12),
     "diagonal_bilstm": dict(hidden=6, layers=2, out_hidden=12),
+    "gated_pixelcnn": dict(hidden=6, layers=2, out_hidden=12),
+    "pixelcnn_ae": dict(hidden=6, layers=2, out_hidden=12, enc_hidden=4, code_dim=3),
 }
 AR_MODELS = [n for n in models.names() if issubclass(models.get(n).cls, models.AutoregressiveModel)]
+# Every model, plus the conditional variants: (test id, model name, extra settings).
+VARIANTS = [(n, n, {}) for n in AR_MODELS] + [
+    ("gated_pixelcnn-class", "gated_pixelcnn", dict(num_classes=3)),
+    ("gated_pixelcnn-vector", "gated_pixelcnn", dict(cond_shape=(4,))),
+    ("gated_pixelcnn-spatial", "gated_pixelcnn", dict(cond_shape=(2, 2, 3))),
+]
+IDS = [v[0] for v in VARIANTS]
 
 
-def tiny(name: str, shape, levels: int, seed: int = 0, zero_bias: bool = False):
+def tiny(variant, shape, levels: int, seed: int = 0, zero_bias: bool = False):
+    """The tiny model of ``variant`` (a model name or an entry of VARIANTS)."""
+    _, name, extra = (
+        next(v for v in VARIANTS if v[0] == variant) if isinstance(variant, str) else variant
+    )
     torch.manual_seed(seed)
-    model = models.build(name, shape, levels, **TINY[name]).eval()
+    model = models.build(name, shape, levels, **TINY[name], **extra).eval()
     # Random init makes near-uniform conditionals; sharpen them so that tests of
     # normalization and sampling probe a non-trivial distribution.
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.mul_(0.0 if zero_bias and n.endswith("bias") else 3.0)
     return model
+
+
+def cond_for(model, n: int, seed: int = 0, value=None):
+    """A ``cond`` for ``n`` images: random per image, or ``value`` (one label / one draw) for all."""
+    g = torch.Generator().manual_seed(seed)
+    if model.cond_kind is None:
+        return None
+    if model.cond_kind == "class":
+        if value is not None:
+            return torch.full((n,), value, dtype=torch.long)
+        return torch.randint(0, model.num_classes, (n,), generator=g)
+    if value is not None:
+        return torch.randn(1, *model.cond_shape, generator=g).expand(n, *model.cond_shape)
+    return torch.randn(n, *model.cond_shape, generator=g)
 
 
 def test_every_registered_model_has_tiny_settings():
@@ -49,48 +76,51 @@ def order(shape):
     return [(k, i, j) for i in range(h) for j in range(w) for k in range(c)]
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
+@pytest.mark.parametrize("variant", IDS)
 @pytest.mark.parametrize("shape,levels", [((1, 4, 4), 2), ((3, 4, 4), 4), ((1, 3, 5), 17)])
-def test_causality_by_perturbation(name, shape, levels):
+def test_causality_by_perturbation(variant, shape, levels):
     """Changing sub-pixel t changes no earlier term and some later one.
 
-    Four random images are perturbed at once: a term must stay unchanged in all
-    of them, while "sees" needs only one. Biases are zeroed: with random biases
+    Sixteen random images are perturbed at once: a term must stay unchanged in
+    all of them, while "sees" needs only one (with four, one seed of the Gated
+    PixelCNN had every B-group ReLU off at one pixel for all of them). Biases are zeroed: with random biases
     every ReLU of one colour group can be off at the corner pixel for all inputs
     (it sees only two sub-pixels there), hiding a connection the architecture has.
+    Conditional models get a random condition per image, held fixed.
     """
-    model = tiny(name, shape, levels, zero_bias=True)
+    model = tiny(variant, shape, levels, zero_bias=True)
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, levels, (4, *shape), generator=g)
-    base = model.log_prob(x, reduction="none")
+    x = torch.randint(0, levels, (16, *shape), generator=g)
+    cond = cond_for(model, 16)
+    base = model.log_prob(x, cond, reduction="none")
     seq = order(shape)
     with torch.no_grad():
         for pos, (c, i, j) in enumerate(seq):
             y = x.clone()
             y[:, c, i, j] = (
-                y[:, c, i, j] + 1 + torch.randint(0, levels - 1, (4,), generator=g)
+                y[:, c, i, j] + 1 + torch.randint(0, levels - 1, (16,), generator=g)
             ) % levels
-            diff = (model.log_prob(y, reduction="none") - base).abs() > 1e-6
+            diff = (model.log_prob(y, cond, reduction="none") - base).abs() > 1e-6
             changed = diff.any(0)
             before = [changed[s] for s in seq[:pos]]
             after = [changed[s] for s in seq[pos + 1 :]]
-            assert not any(before), f"{name}: sub-pixel {(c, i, j)} leaks into an earlier term"
+            assert not any(before), f"{variant}: sub-pixel {(c, i, j)} leaks into an earlier term"
             if after:
-                assert any(after), f"{name}: sub-pixel {(c, i, j)} influences nothing after it"
+                assert any(after), f"{variant}: sub-pixel {(c, i, j)} influences nothing after it"
             # The very next sub-pixel of the same pixel must see it (R -> G -> B).
             if c + 1 < shape[0]:
-                assert changed[c + 1, i, j], f"{name}: channel {c + 1} does not see channel {c}"
+                assert changed[c + 1, i, j], f"{variant}: channel {c + 1} does not see channel {c}"
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
-def test_causality_by_gradient(name):
+@pytest.mark.parametrize("variant", IDS)
+def test_causality_by_gradient(variant):
     """d(log p of sub-pixel t)/d(input) is zero on t and every later sub-pixel."""
     shape, levels = (3, 3, 3), 4
-    model = tiny(name, shape, levels)
+    model = tiny(variant, shape, levels)
     x = torch.randint(0, levels, (1, *shape))
     seq = order(shape)
     x_in = model.embed(x).requires_grad_(True)
-    params = model.network(x_in)
+    params = model.network(x_in, cond_for(model, 1))
     lp = model.likelihood.log_prob(params, x)[0]
     for pos, (c, i, j) in enumerate(seq):
         (grad,) = torch.autograd.grad(lp[c, i, j], x_in, retain_graph=True)
@@ -98,37 +128,46 @@ def test_causality_by_gradient(name):
             assert grad[(0, *later)] == 0, f"term {(c, i, j)} depends on {later}"
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
+def all_images(shape, levels):
+    dims = math.prod(shape)
+    return torch.tensor(list(itertools.product(range(levels), repeat=dims))).view(-1, *shape)
+
+
+@pytest.mark.parametrize("variant", IDS)
 @pytest.mark.parametrize("shape,levels", [((1, 2, 3), 2), ((3, 1, 2), 4), ((1, 1, 3), 17)])
-def test_exact_normalization_by_enumeration(name, shape, levels):
-    model = tiny(name, shape, levels)
-    dims = math.prod(shape)
-    xs = torch.tensor(list(itertools.product(range(levels), repeat=dims))).view(-1, *shape)
-    with torch.no_grad():
-        total = torch.logsumexp(model.log_prob(xs).double(), 0).exp().item()
-    assert abs(total - 1.0) < 1e-5
+def test_exact_normalization_by_enumeration(variant, shape, levels):
+    """Sum over every image of p(x | cond) is 1: for every class, or for two random conditions."""
+    model = tiny(variant, shape, levels)
+    xs = all_images(shape, levels)
+    values = range(model.num_classes) if model.cond_kind == "class" else [0, 1]
+    for value in values:
+        cond = cond_for(model, len(xs), seed=value, value=value)
+        with torch.no_grad():
+            total = torch.logsumexp(model.log_prob(xs, cond).double(), 0).exp().item()
+        assert abs(total - 1.0) < 1e-5, f"{variant}: condition {value} sums to {total}"
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
-def test_reduction_none_sums_to_total(name):
-    model = tiny(name, (3, 4, 4), 4)
+@pytest.mark.parametrize("variant", IDS)
+def test_reduction_none_sums_to_total(variant):
+    model = tiny(variant, (3, 4, 4), 4)
     x = torch.randint(0, 4, (5, 3, 4, 4))
-    per = model.log_prob(x, reduction="none")
+    cond = cond_for(model, 5)
+    per = model.log_prob(x, cond, reduction="none")
     assert per.shape == (5, 3, 4, 4) and (per <= 0).all()
-    torch.testing.assert_close(per.flatten(1).sum(1), model.log_prob(x))
+    torch.testing.assert_close(per.flatten(1).sum(1), model.log_prob(x, cond))
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
+@pytest.mark.parametrize("variant", IDS)
 @pytest.mark.parametrize("shape,levels", [((1, 2, 2), 2), ((2, 1, 2), 3)])
-def test_samples_match_likelihood(name, shape, levels):
-    """Empirical frequencies of 20,000 samples vs exp(log_prob) of every image."""
-    model = tiny(name, shape, levels)
+def test_samples_match_likelihood(variant, shape, levels):
+    """Empirical frequencies of 20,000 samples vs exp(log_prob) of every image (one condition)."""
+    model = tiny(variant, shape, levels)
     n = 20000
-    x = model.sample(n, generator=torch.Generator().manual_seed(0))
+    x = model.sample(n, cond_for(model, n, value=1), generator=torch.Generator().manual_seed(0))
+    xs = all_images(shape, levels)
     dims = math.prod(shape)
-    xs = torch.tensor(list(itertools.product(range(levels), repeat=dims))).view(-1, *shape)
     with torch.no_grad():
-        p = model.log_prob(xs).exp().double()
+        p = model.log_prob(xs, cond_for(model, len(xs), value=1)).exp().double()
     codes = (x.flatten(1) * levels ** torch.arange(dims - 1, -1, -1)).sum(1)
     freq = torch.bincount(codes, minlength=len(xs)).double() / n
     assert p.max() > 2.0 / len(xs), "the tiny model is too close to uniform to test anything"
@@ -138,25 +177,27 @@ def test_samples_match_likelihood(name, shape, levels):
     assert chi2 < dof + 8.0 * math.sqrt(2 * dof) + 10, f"chi2={chi2:.1f} with {dof} dof"
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
-def test_sampling_is_deterministic_under_a_seed(name):
-    model = tiny(name, (3, 3, 3), 4)
-    a = model.sample(4, generator=torch.Generator().manual_seed(7))
-    b = model.sample(4, generator=torch.Generator().manual_seed(7))
-    c = model.sample(4, generator=torch.Generator().manual_seed(8))
+@pytest.mark.parametrize("variant", IDS)
+def test_sampling_is_deterministic_under_a_seed(variant):
+    model = tiny(variant, (3, 3, 3), 4)
+    cond = cond_for(model, 4)
+    a = model.sample(4, cond, generator=torch.Generator().manual_seed(7))
+    b = model.sample(4, cond, generator=torch.Generator().manual_seed(7))
+    c = model.sample(4, cond, generator=torch.Generator().manual_seed(8))
     assert a.dtype == torch.long and a.shape == (4, 3, 3, 3)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert int(a.min()) >= 0 and int(a.max()) <= 3
 
 
-@pytest.mark.parametrize("name", AR_MODELS)
-def test_completion_keeps_the_given_rows(name):
-    model = tiny(name, (1, 5, 4), 2)
+@pytest.mark.parametrize("variant", IDS)
+def test_completion_keeps_the_given_rows(variant):
+    model = tiny(variant, (1, 5, 4), 2)
     x = torch.randint(0, 2, (6, 1, 5, 4))
-    out = model.complete(x, rows=2, generator=torch.Generator().manual_seed(0))
+    cond = cond_for(model, 6)
+    out = model.complete(x, 2, cond, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out[:, :, :2], x[:, :, :2])
     # Completion is the same loop as sampling: with every row given nothing changes.
-    assert torch.equal(model.complete(x, rows=5), x)
+    assert torch.equal(model.complete(x, 5, cond), x)
 
 
 def test_bad_inputs_get_one_clear_sentence():
@@ -178,7 +219,7 @@ def test_bad_inputs_get_one_clear_sentence():
 
 
 def test_registry_errors_list_valid_choices():
-    with pytest.raises(ConfigError, match="valid names: diagonal_bilstm, pixelcnn, row_lstm"):
+    with pytest.raises(ConfigError, match="valid names: diagonal_bilstm, gated_pixelcnn, pixelcnn"):
         models.build("pixelcnnn")
     with pytest.raises(ConfigError, match="no setting 'layers'; valid settings: blocks"):
         models.build("pixelcnn", layers=3)

@@ -3,7 +3,8 @@
     pixelzoo train [--model NAME --data NAME --out RUN ...]   train (defaults: PixelCNN on digits)
     pixelzoo train --resume RUN                               continue an interrupted run
     pixelzoo evaluate RUN [--split test] [--json]             exact NLL: nats and bits/dim
-    pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid of samples
+    pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid of samples [--class 3]
+    pixelzoo reconstruct RUN -n 8 --samples 4 --out r.png     auto-encoder: decodings of codes
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
     pixelzoo models | pixelzoo datasets                       what is available
@@ -81,6 +82,7 @@ def cmd_train(args) -> int:
         minutes=args.minutes,
         seed=args.seed,
         device=args.device,
+        cond=args.cond,
     )
     if args.batch_size is not None:
         cfg.batch_size = args.batch_size
@@ -120,38 +122,97 @@ def cmd_evaluate(args) -> int:
     model = load_model(args.run, args.checkpoint, resolve_device(args.device))
     split = load_split(args.run, args.split, args.data_dir)
     result = evaluate_nll(model, split, args.batch_size, progress=not args.json)
+    given = {"class": " given each image's label"}.get(model.cond_kind, "")
+    if model.registry_name == "pixelcnn_ae":
+        given = " given each image's own code (a reconstruction NLL, not a likelihood of x)"
+    result["conditioned_on"] = given.removeprefix(" given ") or None
     if args.json:
         print(json.dumps(result))
     else:
         print(
             f"{args.split}: {result['nats']:.4f} nats/image, {result['bits_per_dim']:.5f} bits/dim "
-            f"over {result['images']} images"
+            f"over {result['images']} images{given}"
         )
     return 0
 
 
+def class_labels(model, n: int, chosen: int | None) -> torch.Tensor | None:
+    """``cond`` for ``n`` samples: all of class ``chosen``, or classes 0..N-1 in turn."""
+    if model.cond_kind != "class":
+        if chosen is not None:
+            raise ConfigError(
+                f"--class needs a class-conditional model; {model.registry_name} is not"
+            )
+        return None
+    if chosen is None:
+        return model.default_cond(n)
+    if not 0 <= chosen < model.num_classes:
+        raise ConfigError(f"--class must be in 0..{model.num_classes - 1}, got {chosen}")
+    return torch.full((n,), chosen, dtype=torch.long)
+
+
 def cmd_sample(args) -> int:
     model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+    if model.registry_name == "pixelcnn_ae":
+        raise ConfigError(
+            "pixelcnn_ae decodes codes of given images: use pixelzoo reconstruct RUN --out r.png"
+        )
+    cond = class_labels(model, args.n, args.class_)
     g = torch.Generator().manual_seed(args.seed)
-    x = model.sample(args.n, generator=g, progress=True)
-    save_grid(x, model.levels, args.out, nrow=args.nrow)
-    print(f"wrote {args.n} samples to {args.out}")
+    x = model.sample(args.n, cond, generator=g, progress=True)
+    nrow = args.nrow or (model.num_classes if cond is not None and args.class_ is None else None)
+    save_grid(x, model.levels, args.out, nrow=nrow)
+    which = f" of class {args.class_}" if args.class_ is not None else ""
+    print(f"wrote {args.n} samples{which} to {args.out}")
     return 0
 
 
-def cmd_complete(args) -> int:
-    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+def _run_split(args, model):
+    """The run's dataset split ``args.split`` (or ``args.data``), checked against the model."""
     split = load_split(args.run, args.split, args.data_dir, dataset=args.data)
     if tuple(split.image_shape) != tuple(model.image_shape) or split.levels != model.levels:
         raise ConfigError(
             f"dataset {split.name!r} has images {split.image_shape} with {split.levels} levels; "
             f"the model expects {model.image_shape} with {model.levels}"
         )
+    return split
+
+
+def cmd_reconstruct(args) -> int:
+    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+    if not hasattr(model, "reconstruct"):
+        raise ConfigError(
+            f"{model.registry_name} has no encoder; reconstruct needs a pixelcnn_ae run"
+        )
+    split = _run_split(args, model)
     n = min(args.n, len(split))
     originals, _ = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
-    given = originals.repeat_interleave(args.completions, 0)
     g = torch.Generator().manual_seed(args.seed)
-    filled = model.complete(given, args.rows, generator=g, progress=True).cpu()
+    decoded = model.reconstruct(originals, args.samples, g, progress=True).cpu()
+    # Each row of the grid: the image, then decodings of its code.
+    grid = torch.cat([originals[:, None], decoded], 1).flatten(0, 1)
+    save_grid(grid, model.levels, args.out, nrow=args.samples + 1)
+    print(f"wrote {n} images x {args.samples} decodings of their codes to {args.out}")
+    return 0
+
+
+def cmd_complete(args) -> int:
+    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+    split = _run_split(args, model)
+    n = min(args.n, len(split))
+    originals, labels = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
+    given = originals.repeat_interleave(args.completions, 0)
+    cond = None
+    if model.cond_kind == "class":  # complete each image given its true class
+        if labels is None:
+            raise ConfigError(
+                f"the model is class-conditional; dataset {split.name!r} has no labels"
+            )
+        cond = labels.repeat_interleave(args.completions, 0)
+    elif model.registry_name == "pixelcnn_ae":  # given the code of the whole image
+        cond = model.encode(given.to(next(model.parameters()).device))
+    g = torch.Generator().manual_seed(args.seed)
+    filled = model.complete(given, args.rows, cond, generator=g, progress=True).cpu()
     # Each row of the grid: the occluded input, the completions, the original.
     occluded = originals.clone()
     occluded[:, :, args.rows :] = 0
@@ -272,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=positive_int, default=None, help="global batch size (default 64)"
     )
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    t.add_argument(
+        "--cond",
+        default=None,
+        choices=["class"],
+        help="'class': train p(x | label) on the data's labels (gated_pixelcnn)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument(
@@ -306,7 +373,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PNG file")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--nrow", type=positive_int, default=None, help="images per grid row")
+    s.add_argument(
+        "--class",
+        dest="class_",
+        type=int,
+        default=None,
+        help="class to sample (class-conditional runs; default: every class in turn)",
+    )
     s.set_defaults(func=cmd_sample)
+
+    rc = sub.add_parser(
+        "reconstruct",
+        help="decode the codes of test images several times (pixelcnn_ae runs)",
+        formatter_class=fmt,
+    )
+    run_args(rc)
+    rc.add_argument("--data", default=None, help="dataset (default: the run's)")
+    rc.add_argument("--data-dir", default=None)
+    rc.add_argument("--split", default="test", choices=list(datasets.SPLITS))
+    rc.add_argument("-n", type=positive_int, default=8, help="number of images")
+    rc.add_argument("--samples", type=positive_int, default=4, help="decodings per image")
+    rc.add_argument("--out", required=True, help="PNG file")
+    rc.add_argument("--seed", type=int, default=0)
+    rc.set_defaults(func=cmd_reconstruct)
 
     c = sub.add_parser(
         "complete", help="complete test images from their top rows", formatter_class=fmt

@@ -12,6 +12,8 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from pixelzoo.errors import InputError
+
 
 def bits_per_dim(nats_per_image: float, dims: int) -> float:
     """Nats per image -> bits per sub-pixel."""
@@ -25,9 +27,12 @@ def nll_sum(
     indices: torch.Tensor,
     batch_size: int = 256,
     progress: bool = False,
-    conditional: bool = False,
 ) -> float:
-    """Sum of -log p(x) in nats over ``dataset[indices]`` (float64 accumulation)."""
+    """Sum of -log p(x) in nats over ``dataset[indices]`` (float64 accumulation).
+
+    A class-conditional model is given each image's label: the result is then
+    -log p(x | y).
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -36,7 +41,13 @@ def nll_sum(
         chunks = indices.split(batch_size)
         for idx in tqdm(chunks, desc="evaluating", unit="batch", disable=not progress, leave=False):
             x, y = dataset.get_batch(idx)
-            cond = y.to(device) if conditional and y is not None else None
+            cond = None
+            if getattr(model, "cond_kind", None) == "class":
+                if y is None:
+                    raise InputError(
+                        f"the model is class-conditional but dataset {dataset.name!r} has no labels"
+                    )
+                cond = y.to(device)
             total += float(-model.log_prob(x.to(device), cond).double().sum())
     finally:
         model.train(was_training)
@@ -46,17 +57,7 @@ def nll_sum(
 def evaluate_nll(model, dataset, batch_size: int = 256, progress: bool = False) -> dict:
     """``{"nats", "bits_per_dim", "split", "images"}`` for the whole ``dataset``."""
     n = len(dataset)
-    nats = (
-        nll_sum(
-            model,
-            dataset,
-            torch.arange(n),
-            batch_size,
-            progress,
-            conditional=getattr(model, "conditional", False),
-        )
-        / n
-    )
+    nats = nll_sum(model, dataset, torch.arange(n), batch_size, progress) / n
     return {
         "nats": nats,
         "bits_per_dim": bits_per_dim(nats, model.dims),

@@ -7,6 +7,11 @@ raster order, R -> G -> B. ``forward`` is split into :meth:`embed` (integers ->
 floats in [-1, 1]) and :meth:`network` (floats -> parameters), so tests can
 differentiate through the network's input. Everything else - exact log-likelihood, the training
 loss, sampling and completion - is written once here.
+
+Conditioning (van den Oord et al. 2016, §2.3) is part of the contract: a model
+whose config has ``num_classes=N`` takes ``cond`` = class labels ``[B]``; one with
+``cond_shape=(D,)`` or ``(D, h, w)`` takes a float vector ``[B, D]`` or map
+``[B, D, h, w]``. The likelihood is then exact for p(x | cond).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 from torch import nn
 
 from pixelzoo.data.base import to_unit
-from pixelzoo.errors import InputError
+from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.likelihoods import for_levels
 
 
@@ -31,7 +36,8 @@ class AutoregressiveModel(nn.Module):
     """
 
     registry_name = "?"
-    conditional = False
+    # True where ``cond=None`` has a meaning of its own (the auto-encoder's own code).
+    cond_optional = False
 
     def __init__(self, image_shape: tuple[int, int, int], levels: int, config):
         super().__init__()
@@ -39,6 +45,34 @@ class AutoregressiveModel(nn.Module):
         self.levels = levels
         self.config = config
         self.likelihood = for_levels(image_shape[0], levels)
+        self.num_classes = getattr(config, "num_classes", None)
+        shape = getattr(config, "cond_shape", None)
+        self.cond_shape = tuple(int(s) for s in shape) if shape is not None else None
+        name = type(self).__name__
+        if self.num_classes is not None and self.cond_shape is not None:
+            raise ConfigError(f"{name}: give num_classes or cond_shape, not both")
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ConfigError(f"{name}: num_classes must be at least 2, got {self.num_classes}")
+        if self.cond_shape is not None and (
+            len(self.cond_shape) not in (1, 3) or min(self.cond_shape) < 1
+        ):
+            raise ConfigError(
+                f"{name}: cond_shape must be (D,) for a vector or (D, h, w) for a map, "
+                f"got {self.cond_shape}"
+            )
+
+    @property
+    def cond_kind(self) -> str | None:
+        """``"class"``, ``"vector"``, ``"spatial"`` or None (unconditional)."""
+        if self.num_classes is not None:
+            return "class"
+        if self.cond_shape is not None:
+            return "vector" if len(self.cond_shape) == 1 else "spatial"
+        return None
+
+    @property
+    def conditional(self) -> bool:
+        return self.cond_kind is not None
 
     @property
     def dims(self) -> int:
@@ -77,8 +111,54 @@ class AutoregressiveModel(nn.Module):
             )
 
     def check_cond(self, cond, batch: int) -> None:
-        if not self.conditional and cond is not None:
-            raise InputError(f"{self.registry_name} is unconditional: cond must be None")
+        """Raise :class:`InputError` unless ``cond`` fits this model and a batch of ``batch``."""
+        name, kind = self.registry_name, self.cond_kind
+        if kind is None:
+            if cond is not None:
+                raise InputError(f"{name} is unconditional: cond must be None")
+            return
+        if kind == "class":
+            wanted = f"class labels, an integer tensor [{batch}] in 0..{self.num_classes - 1}"
+        else:
+            wanted = f"a float tensor [{batch}, {', '.join(map(str, self.cond_shape))}]"
+        if cond is None:
+            if self.cond_optional:
+                return
+            raise InputError(f"{name} is conditioned on {kind} input: pass cond = {wanted}")
+        if not isinstance(cond, torch.Tensor):
+            raise InputError(f"{name}: cond must be {wanted}, got {type(cond).__name__}")
+        if kind == "class":
+            if cond.is_floating_point() or cond.is_complex() or tuple(cond.shape) != (batch,):
+                raise InputError(
+                    f"{name}: cond must be {wanted}, got {cond.dtype} {list(cond.shape)}"
+                )
+            if batch and (int(cond.min()) < 0 or int(cond.max()) >= self.num_classes):
+                raise InputError(
+                    f"{name}: class labels must be in 0..{self.num_classes - 1}, found "
+                    f"{int(cond.min())}..{int(cond.max())}"
+                )
+            return
+        if not cond.is_floating_point() or tuple(cond.shape) != (batch, *self.cond_shape):
+            raise InputError(f"{name}: cond must be {wanted}, got {cond.dtype} {list(cond.shape)}")
+        if not torch.isfinite(cond).all():
+            raise InputError(f"{name}: cond contains NaN or inf")
+
+    def default_cond(self, n: int):
+        """A ``cond`` for ``n`` preview samples: labels ``0, 1, .., N-1, 0, ..`` (class models)."""
+        if self.cond_kind == "class":
+            return torch.arange(n) % self.num_classes
+        return None
+
+    def preview(self, n: int, dataset, generator: torch.Generator | None = None):
+        """Images for the trainer's grid after each epoch, and the grid's row length.
+
+        Class-conditional models draw class ``k % N`` for image k, one class per
+        column. Models that need ``cond`` for which data has none return None.
+        """
+        if self.conditional and self.cond_kind != "class":
+            return None, None
+        nrow = self.num_classes if self.cond_kind == "class" else None
+        return self.sample(n, self.default_cond(n), generator), nrow
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Integer images -> float network input in [-1, 1]."""

@@ -23,6 +23,11 @@ class TrainConfig:
         steps / epochs / minutes: stop after this many optimizer steps / epochs /
             minutes of training, whichever comes first (default: 20 epochs).
         batch_size: global batch size (split across processes under torchrun).
+        micro_batch: if set, each process runs its share of the batch in chunks of
+            at most this many images and accumulates their gradients: the same
+            optimizer step with less memory. On a CPU it is also faster for large
+            batches (a 10-layer, 128-map Gated PixelCNN step of 256 images: 106 s
+            whole, about 30 s in chunks of 32; see the README).
         lr, lr_decay, warmup_steps: Adam learning rate, multiplied by ``lr_decay``
             after every step, after a linear warm-up of ``warmup_steps``.
         grad_clip: clip the global gradient norm to this (0 disables).
@@ -33,6 +38,9 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         amp: bfloat16 autocast for training steps (CUDA, or CPUs with AVX512-BF16,
             where it doubles PixelCNN's throughput); evaluation stays float32.
+        cond: ``"class"`` trains a class-conditional model p(x | y) on the data's
+            labels (the model is built with ``num_classes`` of the data); None
+            trains p(x).
     """
 
     model: str = "pixelcnn"
@@ -45,6 +53,7 @@ class TrainConfig:
     epochs: int | None = None
     minutes: float | None = None
     batch_size: int = 64
+    micro_batch: int | None = None
     lr: float = 1e-3
     lr_decay: float = 1.0
     warmup_steps: int = 0
@@ -56,6 +65,7 @@ class TrainConfig:
     samples: int = 16
     device: str = "auto"
     amp: bool = False
+    cond: str | None = None
 
     def validate(self) -> None:
         positive = {
@@ -64,7 +74,13 @@ class TrainConfig:
             "log_every": self.log_every,
             "ckpt_every": self.ckpt_every,
         }
-        for k, v in {"steps": self.steps, "epochs": self.epochs, "minutes": self.minutes}.items():
+        optional = {
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "minutes": self.minutes,
+            "micro_batch": self.micro_batch,
+        }
+        for k, v in optional.items():
             if v is not None:
                 positive[k] = v
         for k, v in positive.items():
@@ -74,6 +90,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.cond not in (None, "class"):
+            raise ConfigError(f"cond must be 'class' or None, got {self.cond!r}")
         if self.grad_clip < 0 or self.samples < 0 or self.warmup_steps < 0:
             raise ConfigError("grad_clip, samples and warmup_steps must not be negative")
 

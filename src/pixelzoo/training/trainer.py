@@ -14,6 +14,7 @@ losses, of the uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -115,13 +116,22 @@ class Trainer:
         self.preset = resolve_preset(cfg)
         # A resumed run rebuilds its model from the full saved settings, not from the
         # preset's name, so that a preset edited since cannot change the network.
+        settings = dict(model_settings if model_settings is not None else cfg.overrides)
+        if cfg.cond == "class" and model_settings is None:
+            settings["num_classes"] = self._num_classes()
         self.model = models.build(
             cfg.model,
             self.train_set.image_shape,
             self.train_set.levels,
             self.preset,
-            **(model_settings if model_settings is not None else cfg.overrides),
+            **settings,
         ).to(self.device)
+        kind = self.model.cond_kind
+        if kind not in (None, "class") and not self.model.cond_optional:
+            raise ConfigError(
+                f"model {cfg.model!r} is conditioned on {kind} input, which no "
+                f"dataset provides; train it from Python, or use --cond class"
+            )
         self.objective: nn.Module = _Objective(self.model)
         if self.dist.enabled:
             ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
@@ -138,6 +148,16 @@ class Trainer:
         else:
             self._start_run_dir()
         self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
+
+    def _num_classes(self) -> int:
+        """Classes of the training labels, for ``cond="class"``."""
+        for split in (self.train_set, self.valid_set):
+            if split.labels is None:
+                raise ConfigError(
+                    f"--cond class needs labelled data; dataset {self.cfg.data!r} "
+                    f"({split.split}) has no labels"
+                )
+        return int(self.train_set.num_classes or int(self.train_set.labels.max()) + 1)
 
     # ------------------------------------------------------------------ run folder
     def _saved_config(self, cfg: TrainConfig) -> tuple[TrainConfig, dict]:
@@ -243,18 +263,42 @@ class Trainer:
             (self.dist.rank + 1) * b // self.dist.world_size,
         )
         x = x[local].to(self.device, non_blocking=True)
-        if getattr(self.model, "conditional", False) and y is not None:
+        if self.model.cond_kind == "class":
             return x, y[local].to(self.device)
         return x
+
+    def _forward_backward(self, batch) -> torch.Tensor:
+        """Loss of this process's batch and its gradients, in micro-batches if asked.
+
+        Chunk k's loss is weighted by its share of the batch, so the accumulated
+        gradient is that of the whole batch's mean loss. DDP synchronises
+        gradients only on the last chunk.
+        """
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        pair = isinstance(batch, tuple)
+        n = len(batch[0] if pair else batch)
+        size = self.cfg.micro_batch or n
+        starts = list(range(0, n, size))
+        total = torch.zeros((), device=self.device)
+        for k, start in enumerate(starts):
+            part = slice(start, start + size)
+            chunk = tuple(t[part] for t in batch) if pair else batch[part]
+            last = k == len(starts) - 1
+            sync = contextlib.nullcontext()
+            if self.dist.enabled and not last:
+                sync = self.objective.no_sync()
+            with sync:
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+                    loss = self.objective(chunk) * (min(size, n - start) / n)
+                loss.backward()
+            total += loss.detach().float()
+        return total
 
     def train_step(self) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         batch = self._batch(self.step)
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.cfg.amp):
-            loss = self.objective(batch)
-        loss.backward()
+        loss = self._forward_backward(batch)
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         vals = torch.stack([loss.detach().float(), grad_norm.detach().float()])
@@ -280,13 +324,7 @@ class Trainer:
     def validate(self) -> dict:
         n = len(self.valid_set)
         idx = torch.arange(n)[self.dist.rank :: self.dist.world_size]
-        local = nll_sum(
-            self.model,
-            self.valid_set,
-            idx,
-            self.cfg.eval_batch_size,
-            conditional=getattr(self.model, "conditional", False),
-        )
+        local = nll_sum(self.model, self.valid_set, idx, self.cfg.eval_batch_size)
         nats = distributed.all_sum(local, self.dist, self.device) / n
         return {"nats": nats, "bits_per_dim": bits_per_dim(nats, self.model.dims)}
 
@@ -294,8 +332,11 @@ class Trainer:
         if not self.cfg.samples or not self.dist.is_main:
             return
         epoch = self.step // self.steps_per_epoch
-        x = self.model.sample(self.cfg.samples, generator=_seeded(self.cfg.seed, 104729, epoch))
-        save_grid(x, self.model.levels, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        g = _seeded(self.cfg.seed, 104729, epoch)
+        x, nrow = self.model.preview(self.cfg.samples, self.valid_set, g)
+        if x is not None:
+            path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+            save_grid(x, self.model.levels, path, nrow=nrow)
 
     def end_of_epoch(self) -> dict:
         v = self.validate()

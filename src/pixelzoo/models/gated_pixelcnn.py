@@ -1,0 +1,183 @@
+"""Gated PixelCNN, unconditional or conditioned on a class, a vector or a spatial map.
+
+van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves, Kavukcuoglu 2016,
+"Conditional Image Generation with PixelCNN Decoders", NeurIPS. §2.1 (gated
+convolutional layers, eq. 2), §2.2 (vertical and horizontal stacks, Figure 2),
+§2.3 (conditioning, eqs. 4-5), §3.1 (results: CIFAR-10 3.03 bits/dim with 20
+layers of 384 units and 5x5 filters).
+
+One layer (Figure 2), with p feature maps per stack:
+
+* vertical stack: ``v_pre = V(v)``, a ``(k//2+1) x k`` convolution over the rows
+  above and the current row (:class:`pixelzoo.nn.VerticalStackConv`, 2p maps);
+  ``v' = tanh(v_pre[:p]) * sigmoid(v_pre[p:])``;
+* horizontal stack: ``h_pre = H(h) + L(shift_down(v_pre))``: a ``1 x (k//2+1)``
+  convolution over the pixel and those to its left, plus a 1x1 convolution of
+  the vertical stack's pre-activations **shifted down one row**, so that the
+  horizontal stack never sees the current row through it. The horizontal stack
+  never feeds the vertical one. ``g = gate(h_pre)``; ``h' = h + R(g)`` (residual,
+  1x1) and the layer's skip output is ``S(g)`` (1x1);
+* conditioning (§2.3) adds ``V^T h`` (a vector: the same at every location) or a
+  1x1 convolution of ``s = m(h)`` (a map) to both stacks' pre-activations.
+
+The first layer has type A: its horizontal convolution excludes the pixel's own
+colour group, and it has no residual connection (its input is the image). The
+skip outputs of all layers are summed and go through ReLU - 1x1 - ReLU - 1x1 to
+the output distribution. Colour images use PixelRNN §3.4's R -> G -> B channel
+groups in every layer of the horizontal stack (the vertical stack only reaches the
+horizontal one a row later, where every colour is in the past).
+
+The receptive field of pixel (i, j) with L layers after a first layer of kernel
+k0 and body kernel k is exactly: rows ``i - (k0//2 + 1 + L k//2) .. i - 1`` times
+columns ``j +- (k0//2 + L k//2)``, plus row i from ``j - (k0//2 + L k//2)`` to
+``j - 1``; no blind spot (tested by gradients in ``tests/test_gated.py``).
+
+NOTE: the paper trains with RMSProp; pixelzoo's trainer uses Adam.
+NOTE: the vertical stack's n x n masked convolution is written as an unmasked
+(n//2+1) x n convolution of a top-padded map, which computes the same function
+with half the multiplications (§2.2 suggests this form).
+NOTE: the paper's Figure 2 applies the 1x1 vertical-to-horizontal link to the
+vertical pre-activations; we do the same and shift its input down one row.
+NOTE: ``layers`` counts the gated layers after the first (type A) one, as
+pytorch-generative's ``n_gated``; the paper's CIFAR-10 model has 20 in all, so its
+preset has 19 after the first.
+NOTE: the paper does not give the output layers' width; the CIFAR-10 preset uses
+1024 (as PixelCNN's Table 2), the small presets less.
+NOTE: with a class label, ``V^T h`` of a one-hot h is a learned vector per class
+and layer (eq. 4); spatial conditioning uses ``m``: transposed convolutions up to
+the image size (:class:`pixelzoo.nn.conditioning.SpatialUpsampler`).
+NOTE: input images are scaled to [-1, 1] before the first layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pixelzoo.errors import ConfigError
+from pixelzoo.models.base import AutoregressiveModel
+from pixelzoo.models.registry import register
+from pixelzoo.nn import (
+    ConditionInput,
+    HorizontalStackConv,
+    MaskedConv2d,
+    VerticalStackConv,
+    cond_projection,
+    gate,
+    masked_output_layers,
+    shift_down,
+)
+
+
+@dataclass
+class GatedPixelCNNConfig:
+    """Gated PixelCNN hyper-parameters.
+
+    Args:
+        hidden: p, feature maps of each stack (the gates work on 2p).
+        layers: gated layers after the first (type A) one.
+        first_kernel: kernel size n of the first layer's stacks.
+        kernel: kernel size n of the other layers' stacks.
+        out_hidden: feature maps of the first 1x1 output layer.
+        num_classes: condition on class labels ``[B]`` in ``0..num_classes-1``.
+        cond_shape: condition on a float vector ``(D,)`` or map ``(D, h, w)``.
+        cond_maps: feature maps of the up-sampling network m (spatial maps only).
+    """
+
+    hidden: int = 32
+    layers: int = 5
+    first_kernel: int = 7
+    kernel: int = 3
+    out_hidden: int = 64
+    num_classes: int | None = None
+    cond_shape: tuple[int, ...] | None = None
+    cond_maps: int = 32
+
+
+PRESETS = {
+    # The 8x8 digits demo: a few seconds per epoch on 2 CPU cores.
+    "default": dict(hidden=32, layers=5, out_hidden=64),
+    # Ours for a 2-core CPU (see benchmarks/nll_budget.py and the README).
+    "binarized_mnist_cpu": dict(hidden=32, layers=8, out_hidden=64),
+    # pytorch-generative's model (10 gated layers x 128 maps, 32 output units),
+    # 81.50 nats on dynamically binarized MNIST there.
+    "binarized_mnist": dict(hidden=128, layers=10, out_hidden=32),
+    # §3.1: 20 layers of 384 units with 5x5 filters (19 after the first; see NOTE).
+    "cifar10": dict(hidden=384, layers=19, first_kernel=7, kernel=5, out_hidden=1024),
+}
+
+
+class GatedLayer(nn.Module):
+    """One layer of Figure 2: ``(v, h, c) -> (v', h', skip)``.
+
+    Args:
+        in_channels: maps of the layer's input (the image's C for the first layer).
+        hidden: p.
+        kernel: n.
+        first: type A (no residual, own colour group masked).
+        groups: colour channels.
+        cond: the model's :class:`ConditionInput` (None if unconditional).
+    """
+
+    def __init__(self, in_channels, hidden, kernel, first, groups, cond: ConditionInput | None):
+        super().__init__()
+        p = hidden
+        self.first = first
+        self.vertical = VerticalStackConv(in_channels, 2 * p, kernel)
+        self.horizontal = HorizontalStackConv(
+            in_channels, 2 * p, kernel, "A" if first else "B", groups, chunks=2
+        )
+        self.link = nn.Conv2d(2 * p, 2 * p, 1)  # vertical -> horizontal, one row down
+        # Residual and skip 1x1 convolutions as one (chunks: [residual | skip]).
+        self.out = MaskedConv2d(p, 2 * p, 1, "B", groups, chunks=2)
+        # V for both stacks at once: [vertical 2p | horizontal 2p].
+        self.cond = cond_projection(cond, 4 * p) if cond is not None else None
+
+    def forward(self, v, h, c=None):
+        v_pre = self.vertical(v)  # (B, 2p, H, W): rows <= i
+        h_pre = self.horizontal(h) + self.link(shift_down(v_pre))
+        if self.cond is not None:
+            cv, ch = self.cond(c).chunk(2, dim=1)
+            v_pre, h_pre = v_pre + cv, h_pre + ch
+        residual, skip = self.out(gate(h_pre)).chunk(2, dim=1)
+        return gate(v_pre), residual if self.first else h + residual, skip
+
+
+@register("gated_pixelcnn", config=GatedPixelCNNConfig, presets=PRESETS)
+class GatedPixelCNN(AutoregressiveModel):
+    """Gated PixelCNN (van den Oord et al. 2016): vertical + horizontal stacks, conditioning."""
+
+    def __init__(self, image_shape, levels, config: GatedPixelCNNConfig):
+        super().__init__(image_shape, levels, config)
+        c, height, width = image_shape
+        p = config.hidden
+        if p < c or config.out_hidden < c:
+            raise ConfigError(f"hidden and out_hidden must be at least the {c} colour channels")
+        for k in (config.first_kernel, config.kernel):
+            if k < 1 or k % 2 == 0:
+                raise ConfigError(f"kernel sizes must be odd and positive, got {k}")
+        if config.layers < 0:
+            raise ConfigError(f"layers must be >= 0, got {config.layers}")
+        self.cond_input = (
+            ConditionInput(self.num_classes, self.cond_shape, (height, width), config.cond_maps)
+            if self.conditional
+            else None
+        )
+        self.layers = nn.ModuleList(
+            [GatedLayer(c, p, config.first_kernel, True, c, self.cond_input)]
+            + [
+                GatedLayer(p, p, config.kernel, False, c, self.cond_input)
+                for _ in range(config.layers)
+            ]
+        )
+        self.output = masked_output_layers(p, config.out_hidden, self.likelihood.num_params, c)
+
+    def network(self, u: torch.Tensor, cond=None) -> torch.Tensor:
+        c = self.cond_input(cond) if self.cond_input is not None else None
+        v, h, skips = u, u, 0
+        for layer in self.layers:
+            v, h, skip = layer(v, h, c)
+            skips = skips + skip
+        return self.output(skips)  # (B, P, H, W)
