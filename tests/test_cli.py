@@ -38,7 +38,8 @@ def test_train_evaluate_sample_complete(tmp_path):
     assert cfg["data"]["levels"] == 17 and list(run.glob("samples/*.png"))
 
     res = json.loads(pz("evaluate", run, "--json").stdout)
-    assert set(res) == {"nats", "bits_per_dim", "split", "images"}
+    assert set(res) == {"nats", "bits_per_dim", "split", "images", "conditioned_on"}
+    assert res["conditioned_on"] is None
     assert res["split"] == "test" and res["images"] == 359
     assert 0 < res["bits_per_dim"] < 4.09  # log2(17): better than uniform
 
@@ -66,6 +67,39 @@ def test_train_evaluate_sample_complete(tmp_path):
     with Image.open(tmp_path / "c.png") as im:
         w, h = im.size
         assert w > h  # 3 rows of (occluded, 2 completions, original)
+
+
+GATED_CLI = ["--no-progress", "--model", "gated_pixelcnn", "--steps", "20", "--set", "layers=2"]
+
+
+def test_class_conditional_run_samples_chosen_classes(tmp_path):
+    run = tmp_path / "cond"
+    pz("train", "--out", run, "--cond", "class", *GATED_CLI, "--set", "samples=10")
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["config"]["num_classes"] == 10 and cfg["train"]["cond"] == "class"
+    with Image.open(next(run.glob("samples/*.png"))) as im:
+        assert im.size == ((10 * 9 + 1) * 8, (1 * 9 + 1) * 8)  # one column per class
+    out = pz("evaluate", run)
+    assert "given each image's label" in out.stdout
+    pz("sample", run, "-n", "4", "--class", "3", "--out", tmp_path / "three.png")
+    pz("sample", run, "-n", "4", "--class", "3", "--out", tmp_path / "three2.png", "--seed", "1")
+    assert (tmp_path / "three.png").read_bytes() != (tmp_path / "three2.png").read_bytes()
+    out = pz("sample", run, "--class", "10", "--out", tmp_path / "x.png", check=False)
+    assert out.returncode == 2 and "--class must be in 0..9, got 10" in out.stderr
+    pz("complete", run, "--rows", "3", "-n", "2", "--out", tmp_path / "c.png")
+
+
+def test_autoencoder_reconstructs(tmp_path):
+    run = tmp_path / "ae"
+    pz("train", "--out", run, *GATED_CLI, "--model", "pixelcnn_ae", "--set", "samples=8")
+    assert list(run.glob("samples/*.png"))  # a validation image and 3 decodings per row
+    pz("reconstruct", run, "-n", "3", "--samples", "2", "--out", tmp_path / "r.png")
+    with Image.open(tmp_path / "r.png") as im:
+        assert im.size == ((3 * 9 + 1) * 8, (3 * 9 + 1) * 8)  # image + 2 decodings, 3 rows
+    out = pz("evaluate", run)
+    assert "own code (a reconstruction NLL, not a likelihood of x)" in out.stdout
+    out = pz("sample", run, "--out", tmp_path / "s.png", check=False)
+    assert out.returncode == 2 and "use pixelzoo reconstruct" in out.stderr
 
 
 def test_errors_are_one_sentence_with_exit_status_2(tmp_path):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -229,6 +230,18 @@ def test_registry_errors_list_valid_choices():
         models.build("pixelcnn", blocks="many")
     with pytest.raises(ConfigError, match="levels"):
         models.build("pixelcnn", levels=1)
+    with pytest.raises(
+        ConfigError, match="'pixelcnn' cannot be conditioned; conditional models: gat"
+    ):
+        models.build("pixelcnn", num_classes=10)
+    with pytest.raises(ConfigError, match="num_classes or cond_shape, not both"):
+        models.build("gated_pixelcnn", num_classes=10, cond_shape=(3,))
+    with pytest.raises(ConfigError, match=r"cond_shape must be \(D,\) for a vector or \(D, h, w\)"):
+        models.build("gated_pixelcnn", cond_shape=(3, 4))
+    with pytest.raises(ConfigError, match="num_classes must be at least 2"):
+        models.build("gated_pixelcnn", num_classes=1)
+    with pytest.raises(ConfigError, match="kernel sizes must be odd"):
+        models.build("gated_pixelcnn", kernel=4)
     with pytest.raises(ConfigError, match="odd and at least 3"):
         models.build("row_lstm", kernel=2)
     with pytest.raises(ConfigError, match="at least one LSTM layer"):
@@ -237,12 +250,44 @@ def test_registry_errors_list_valid_choices():
         models.build("diagonal_bilstm", (3, 8, 8), 256, hidden=2)
 
 
+def test_bad_conditions_get_one_clear_sentence():
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    vec = tiny("gated_pixelcnn-vector", (1, 4, 4), 2)
+    with pytest.raises(
+        InputError, match=r"conditioned on vector input: pass cond = a float tensor \[2, 4\]"
+    ):
+        vec.log_prob(x)
+    with pytest.raises(InputError, match=r"got torch.float32 \[2, 5\]"):
+        vec.log_prob(x, torch.zeros(2, 5))
+    with pytest.raises(InputError, match="NaN or inf"):
+        vec.log_prob(x, torch.full((2, 4), float("nan")))
+    spatial = tiny("gated_pixelcnn-spatial", (1, 4, 4), 2)
+    with pytest.raises(InputError, match=r"a float tensor \[2, 2, 2, 3\], got torch.int64"):
+        spatial.log_prob(x, torch.zeros(2, 2, 2, 3, dtype=torch.long))
+
+
+def test_spatial_condition_is_location_dependent():
+    """m(h) reaches the image size and different maps give different likelihoods."""
+    model = tiny("gated_pixelcnn-spatial", (1, 6, 7), 2)
+    h = torch.randn(3, 2, 2, 3)
+    assert model.cond_input(h).shape == (3, model.config.cond_maps, 6, 7)
+    x = torch.randint(0, 2, (3, 1, 6, 7))
+    with torch.no_grad():
+        a, b = model.log_prob(x, h), model.log_prob(x, h.flip(-1))
+    assert (a - b).abs().min() > 1e-4
+
+
 def test_presets_and_overrides_and_spec_round_trip():
     m = models.build("pixelcnn", (3, 8, 8), 256, preset="cifar10", blocks="2")
     assert m.config.hidden == 128 and m.config.blocks == 2 and len(m.blocks) == 2
     spec = m.spec()
     again = models.build(spec["name"], spec["image_shape"], spec["levels"], **spec["config"])
     assert again.spec() == spec
+    # A conditional model's spec survives JSON (cond_shape becomes a list there).
+    cond = models.build("gated_pixelcnn", (1, 8, 8), 2, cond_shape=(4, 2, 2))
+    spec = json.loads(json.dumps(cond.spec()))
+    again = models.build(spec["name"], spec["image_shape"], spec["levels"], **spec["config"])
+    assert again.cond_shape == (4, 2, 2) and again.cond_kind == "spatial"
 
 
 def test_mask_structure():

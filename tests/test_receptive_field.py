@@ -59,6 +59,54 @@ def test_pixelcnn_has_a_blind_spot_the_diagonal_bilstm_does_not():
     assert cnn.blind_spot > 0 and rnn.blind_spot == 0
 
 
+def gated_reach_box(shape, pixel, layers: int, first_kernel: int, kernel: int) -> torch.Tensor:
+    """The Gated PixelCNN's receptive field derived from its stacks (gated_pixelcnn.py).
+
+    The vertical stack grows by k//2 rows up and k//2 columns each side per layer,
+    is read one row down, and the horizontal stack grows by k//2 to the left: a
+    box of rows i-(k0//2+1+L k//2)..i-1, columns j-r..j+r, plus row i from j-r.
+    """
+    _, h, w = shape
+    i, j = pixel
+    r = first_kernel // 2 + layers * (kernel // 2)
+    box = torch.zeros(h, w, dtype=torch.bool)
+    box[max(0, i - r - 1) : i, max(0, j - r) : j + r + 1] = True
+    box[i, max(0, j - r) : j] = True
+    return box
+
+
+@pytest.mark.parametrize(
+    "shape,layers,kernel", [((1, 20, 24), 2, 3), ((1, 20, 24), 3, 5), ((3, 12, 13), 1, 3)]
+)
+def test_gated_pixelcnn_sees_exactly_the_reach_of_its_stacks(shape, layers, kernel):
+    """Every pixel above within reach, above-right included, and none beyond or after."""
+    torch.manual_seed(0)
+    model = models.build(
+        "gated_pixelcnn", shape, 4, hidden=6, layers=layers, kernel=kernel, out_hidden=8
+    )
+    _, h, w = shape
+    for pixel in [(h // 2, w // 2), (h // 2, 1), (h - 1, w - 1), (1, w // 2)]:
+        rf = receptive_field(model, pixel)
+        expected = gated_reach_box(shape, pixel, layers, 7, kernel)
+        assert rf.future_seen == 0, f"pixel {pixel} sees the future"
+        missed = (expected & ~rf.seen).nonzero().tolist()
+        extra = (rf.seen & ~expected).nonzero().tolist()
+        assert not missed and not extra, f"pixel {pixel}: misses {missed}, sees beyond {extra}"
+
+
+def test_gated_pixelcnn_has_no_blind_spot_where_pixelcnn_has_one():
+    """Inside the region both can reach, PixelCNN misses the wedge above-right; Gated does not."""
+    shape, pixel = (1, 16, 16), (9, 6)
+    torch.manual_seed(0)
+    cnn = receptive_field(models.build("pixelcnn", shape, 2, hidden=4, blocks=2), pixel)
+    gated = receptive_field(models.build("gated_pixelcnn", shape, 2, hidden=4, layers=2), pixel)
+    box = gated_reach_box(shape, pixel, 2, 7, 3)  # rows 3..8, columns 1..11: in PixelCNN's reach
+    above_right = (8, 11)
+    assert box[above_right] and not cnn.seen[above_right] and gated.seen[above_right]
+    assert int((box & ~cnn.seen).sum()) > 0 and int((box & ~gated.seen).sum()) == 0
+    assert cnn.future_seen == 0 and gated.future_seen == 0
+
+
 def test_plot_writes_a_png(tmp_path):
     torch.manual_seed(0)
     fields = {

@@ -164,7 +164,10 @@ def _free_port() -> int:
 
 
 def test_ddp_two_processes_equal_one_process(tmp_path):
-    """torchrun with 2 gloo processes and global batch 32 == 1 process with batch 32."""
+    """torchrun with 2 gloo processes and global batch 32 == 1 process with batch 32.
+
+    The two processes also split their 16 images into micro-batches of 8.
+    """
     common = ["train", "--steps", "8", "--batch-size", "32", "--device", "cpu", *SMALL_CLI]
     subprocess.run(
         [sys.executable, "-m", "pixelzoo", *common, "--out", str(tmp_path / "one")],
@@ -184,6 +187,8 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
             *common,
             "--out",
             str(tmp_path / "two"),
+            "--set",
+            "micro_batch=8",  # 2 chunks per process: DDP syncs on the last one only
         ],
         capture_output=True,
         text=True,
@@ -200,8 +205,30 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
         torch.testing.assert_close(v, weights(tmp_path / "two")[k], atol=1e-5, rtol=1e-4)
 
 
+def test_micro_batches_make_the_same_step(tmp_path):
+    """Accumulating chunks of 5 (the last one smaller) equals the whole batch of 32."""
+    train(cfg(steps=6), tmp_path / "whole", progress=False)
+    train(cfg(steps=6, micro_batch=5), tmp_path / "chunks", progress=False)
+    for (_, a), (_, b) in zip(losses(tmp_path / "whole"), losses(tmp_path / "chunks"), strict=True):
+        assert abs(a - b) < 1e-5
+    for k, v in weights(tmp_path / "whole").items():
+        torch.testing.assert_close(v, weights(tmp_path / "chunks")[k], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ConfigError, match="micro_batch must be positive"):
+        train(cfg(steps=1, micro_batch=0), tmp_path / "bad", progress=False)
+
+
+def test_class_conditioning_needs_labels(bmnist_dir, tmp_path):
+    bad = cfg(steps=1, data="binarized_mnist", data_dir=str(bmnist_dir), cond="class")
+    with pytest.raises(ConfigError, match="needs labelled data; dataset 'binarized_mnist'"):
+        train(bad, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="cond must be 'class' or None"):
+        train(cfg(steps=1, cond="label"), tmp_path / "run2", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 LEARNERS = {
     "pixelcnn": {"hidden": 16, "blocks": 3, "out_hidden": 32},
+    "gated_pixelcnn": {"hidden": 16, "layers": 3, "out_hidden": 32},
     "row_lstm": {"hidden": 8, "layers": 2, "out_hidden": 32},
     "diagonal_bilstm": {"hidden": 8, "layers": 2, "out_hidden": 32},
 }

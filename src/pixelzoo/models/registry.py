@@ -84,6 +84,10 @@ def _coerce(value, typ, key: str, model: str):
     return value
 
 
+def _config_fields(config_cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_cls)}
+
+
 def resolve_config(name: str, preset: str | None = None, **overrides):
     """The config dataclass of ``name`` for ``preset`` (default ``"default"``) plus overrides."""
     entry = get(name)
@@ -92,8 +96,13 @@ def resolve_config(name: str, preset: str | None = None, **overrides):
         raise ConfigError(
             f"model {name!r} has no preset {preset!r}; valid presets: {', '.join(entry.presets)}"
         )
-    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    fields = _config_fields(entry.config_cls)
     unknown = sorted(set(overrides) - fields)
+    if {"num_classes", "cond_shape"} & set(unknown):
+        capable = [n for n in names() if "num_classes" in _config_fields(_REGISTRY[n].config_cls)]
+        raise ConfigError(
+            f"model {name!r} cannot be conditioned; conditional models: {', '.join(capable)}"
+        )
     if unknown:
         raise ConfigError(
             f"model {name!r} has no setting {unknown[0]!r}; valid settings: {', '.join(sorted(fields))}"
