@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "models",
         nargs="*",
-        default=["pixelcnn", "row_lstm", "diagonal_bilstm"],
+        default=["pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm"],
         metavar="MODEL_OR_RUN",
         help="model names (fresh weights at --preset) or run folders (trained weights)",
     )

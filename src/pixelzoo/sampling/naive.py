@@ -39,6 +39,8 @@ def fill(
     model.check_cond(cond, n)
     device = _device(model)
     x = x.to(device).clone()
+    if isinstance(cond, torch.Tensor):
+        cond = cond.to(device)
     was_training = model.training
     model.eval()
     try:
