@@ -41,8 +41,9 @@ vertical pre-activations; we do the same and shift its input down one row.
 NOTE: ``layers`` counts the gated layers after the first (type A) one, as
 pytorch-generative's ``n_gated``; the paper's CIFAR-10 model has 20 in all, so its
 preset has 19 after the first.
-NOTE: the paper does not give the output layers' width; the CIFAR-10 preset uses
-1024 (as PixelCNN's Table 2), the small presets less.
+NOTE: the paper does not give the output layers' width nor the first layer's
+kernel; the CIFAR-10 preset uses 1024 output units (as PixelCNN's Table 2) and a
+7x7 first layer (as PixelCNN), the small presets less.
 NOTE: with a class label, ``V^T h`` of a one-hot h is a learned vector per class
 and layer (eq. 4); spatial conditioning uses ``m``: transposed convolutions up to
 the image size (:class:`pixelzoo.nn.conditioning.SpatialUpsampler`).
@@ -104,7 +105,8 @@ PRESETS = {
     # pytorch-generative's model (10 gated layers x 128 maps, 32 output units),
     # 81.50 nats on dynamically binarized MNIST there.
     "binarized_mnist": dict(hidden=128, layers=10, out_hidden=32),
-    # §3.1: 20 layers of 384 units with 5x5 filters (19 after the first; see NOTE).
+    # §3.1: 20 layers of 384 units with 5x5 filters (19 after the first; see NOTE);
+    # 120 M parameters with 256-way softmax outputs. Not trained here (no CIFAR-10 copy).
     "cifar10": dict(hidden=384, layers=19, first_kernel=7, kernel=5, out_hidden=1024),
 }
 
