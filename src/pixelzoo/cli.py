@@ -123,7 +123,7 @@ def cmd_evaluate(args) -> int:
     split = load_split(args.run, args.split, args.data_dir)
     result = evaluate_nll(model, split, args.batch_size, progress=not args.json)
     given = {"class": " given each image's label"}.get(model.cond_kind, "")
-    if model.registry_name == "pixelcnn_ae":
+    if model.cond_optional:  # an auto-encoder: cond=None is the image's own code
         given = " given each image's own code (a reconstruction NLL, not a likelihood of x)"
     result["conditioned_on"] = given.removeprefix(" given ") or None
     if args.json:
@@ -153,9 +153,10 @@ def class_labels(model, n: int, chosen: int | None) -> torch.Tensor | None:
 
 def cmd_sample(args) -> int:
     model = load_model(args.run, args.checkpoint, resolve_device(args.device))
-    if model.registry_name == "pixelcnn_ae":
+    if model.cond_optional:  # an auto-encoder decodes codes of given images
         raise ConfigError(
-            "pixelcnn_ae decodes codes of given images: use pixelzoo reconstruct RUN --out r.png"
+            f"{model.registry_name} decodes codes of given images: use pixelzoo reconstruct "
+            f"RUN --out r.png"
         )
     cond = class_labels(model, args.n, args.class_)
     g = torch.Generator().manual_seed(args.seed)
@@ -209,7 +210,7 @@ def cmd_complete(args) -> int:
                 f"the model is class-conditional; dataset {split.name!r} has no labels"
             )
         cond = labels.repeat_interleave(args.completions, 0)
-    elif model.registry_name == "pixelcnn_ae":  # given the code of the whole image
+    elif model.cond_optional:  # an auto-encoder: given the code of the whole image
         cond = model.encode(given.to(next(model.parameters()).device))
     g = torch.Generator().manual_seed(args.seed)
     filled = model.complete(given, args.rows, cond, generator=g, progress=True).cpu()
