@@ -13,7 +13,17 @@ import torch.nn.functional as F
 
 
 class PixelLikelihood:
-    """Interface of a per-sub-pixel output distribution (see the package docstring)."""
+    """Interface of a per-sub-pixel output distribution (see the package docstring).
+
+    ``joint = False``: the parameters at a pixel give sub-pixel c given the pixel's
+    earlier channels (the network sees them through its colour masks), so samplers
+    run the network once per channel and call :meth:`sample_subpixel`.
+    ``joint = True``: one set of parameters gives the whole pixel; samplers run the
+    network once per pixel and call ``sample_pixel(params [B, P], u [B, U])`` with
+    ``U = uniforms_per_pixel``.
+    """
+
+    joint = False
 
     def __init__(self, channels: int, levels: int):
         self.channels = channels
