@@ -27,6 +27,7 @@ TINY = {
     "diagonal_bilstm": dict(hidden=6, layers=2, out_hidden=12),
     "gated_pixelcnn": dict(hidden=6, layers=2, out_hidden=12),
     "pixelcnn_ae": dict(hidden=6, layers=2, out_hidden=12, enc_hidden=4, code_dim=3),
+    "pixelcnn_pp": dict(filters=6, blocks=1, components=3, dropout=0.0, resolutions=3),
 }
 AR_MODELS = [n for n in models.names() if issubclass(models.get(n).cls, models.AutoregressiveModel)]
 # Every model, plus the conditional variants: (test id, model name, extra settings).
@@ -34,6 +35,7 @@ VARIANTS = [(n, n, {}) for n in AR_MODELS] + [
     ("gated_pixelcnn-class", "gated_pixelcnn", dict(num_classes=3)),
     ("gated_pixelcnn-vector", "gated_pixelcnn", dict(cond_shape=(4,))),
     ("gated_pixelcnn-spatial", "gated_pixelcnn", dict(cond_shape=(2, 2, 3))),
+    ("pixelcnn_pp-class", "pixelcnn_pp", dict(num_classes=3)),
 ]
 IDS = [v[0] for v in VARIANTS]
 
@@ -49,7 +51,9 @@ def tiny(variant, shape, levels: int, seed: int = 0, zero_bias: bool = False):
     # normalization and sampling probe a non-trivial distribution.
     with torch.no_grad():
         for n, p in model.named_parameters():
-            p.mul_(0.0 if zero_bias and n.endswith("bias") else 3.0)
+            # The output layers' biases stay: they feed no ReLU, and at the first
+            # pixel they are all a whole-pixel likelihood's coefficients (R -> G) have.
+            p.mul_(0.0 if zero_bias and n.endswith("bias") and "output" not in n else 3.0)
     return model
 
 

@@ -170,7 +170,12 @@ class AutoregressiveModel(nn.Module):
 
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         """Distribution parameters ``[B, P, H, W]`` for every sub-pixel."""
-        return self.network(self.embed(x), cond)
+        return self.network(self.embed(x).to(self.dtype), cond)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the weights (the network's input is cast to it)."""
+        return next(self.parameters()).dtype
 
     def log_prob(self, x: torch.Tensor, cond=None, reduction: str = "sum") -> torch.Tensor:
         """Exact log-likelihood in nats.
@@ -199,12 +204,24 @@ class AutoregressiveModel(nn.Module):
         return -self.log_prob(x, cond).mean() / self.dims
 
     def sample(
-        self, n: int, cond=None, generator: torch.Generator | None = None, *, progress: bool = False
+        self,
+        n: int,
+        cond=None,
+        generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
+        sampler: str = "auto",
     ) -> torch.Tensor:
-        """``n`` images ``[n, C, H, W]`` drawn by ancestral sampling, seeded by ``generator``."""
+        """``n`` images ``[n, C, H, W]`` drawn by ancestral sampling, seeded by ``generator``.
+
+        ``sampler``: ``"cached"`` computes each layer's activations once, as they
+        become final (:mod:`pixelzoo.sampling.cached`); ``"naive"`` runs the whole
+        network once per sub-pixel (the reference); ``"auto"`` takes the cached one
+        where the model has it. Both give the same images for the same generator.
+        """
         from pixelzoo.sampling import sample
 
-        return sample(self, n, cond, generator, progress=progress)
+        return sample(self, n, cond, generator, progress=progress, sampler=sampler)
 
     def complete(
         self,
@@ -214,8 +231,9 @@ class AutoregressiveModel(nn.Module):
         generator: torch.Generator | None = None,
         *,
         progress: bool = False,
+        sampler: str = "auto",
     ) -> torch.Tensor:
-        """Keep the top ``rows`` rows of images ``x`` and sample the rest."""
+        """Keep the top ``rows`` rows of images ``x`` and sample the rest (see :meth:`sample`)."""
         from pixelzoo.sampling import complete
 
-        return complete(self, x, rows, cond, generator, progress=progress)
+        return complete(self, x, rows, cond, generator, progress=progress, sampler=sampler)

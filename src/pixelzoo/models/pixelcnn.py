@@ -75,17 +75,12 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, h: int, kernel: int, groups: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.ReLU(),
-            MaskedConv2d(2 * h, h, 1, "B", groups),
-            nn.ReLU(),
-            MaskedConv2d(h, h, kernel, "B", groups),
-            nn.ReLU(),
-            MaskedConv2d(h, 2 * h, 1, "B", groups),
-        )
+        self.reduce = nn.Sequential(nn.ReLU(), MaskedConv2d(2 * h, h, 1, "B", groups), nn.ReLU())
+        self.conv = MaskedConv2d(h, h, kernel, "B", groups)
+        self.expand = nn.Sequential(nn.ReLU(), MaskedConv2d(h, 2 * h, 1, "B", groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
+        return x + self.expand(self.conv(self.reduce(x)))
 
 
 @register("pixelcnn", config=PixelCNNConfig, presets=PRESETS)

@@ -116,14 +116,14 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         code = self.encoder(u) if cond is None else cond
         return self.decoder.network(u, code)
 
-    def sample(self, n, cond=None, generator=None, *, progress: bool = False):
+    def sample(self, n, cond=None, generator=None, *, progress: bool = False, sampler="auto"):
         """Decode codes ``cond [n, code_dim]`` (e.g. ``model.encode(x)``) into ``n`` images."""
         if cond is None:
             raise InputError(
                 "pixelcnn_ae decodes codes: pass cond = model.encode(x) (a float tensor "
                 f"[{n}, {self.config.code_dim}]), or use model.reconstruct(x)"
             )
-        return super().sample(n, cond, generator, progress=progress)
+        return super().sample(n, cond, generator, progress=progress, sampler=sampler)
 
     @torch.no_grad()
     def reconstruct(
@@ -133,6 +133,7 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         generator: torch.Generator | None = None,
         *,
         progress: bool = False,
+        sampler: str = "auto",
     ) -> torch.Tensor:
         """``samples`` decodings of each image's code: ``[B, samples, C, H, W]``."""
         was_training = self.training
@@ -142,7 +143,7 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         finally:
             self.train(was_training)
         codes = code.repeat_interleave(samples, 0)
-        out = self.sample(len(codes), codes, generator, progress=progress)
+        out = self.sample(len(codes), codes, generator, progress=progress, sampler=sampler)
         return out.view(len(x), samples, *self.image_shape)
 
     def preview(self, n: int, dataset, generator=None):

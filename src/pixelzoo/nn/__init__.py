@@ -4,19 +4,23 @@ from pixelzoo.nn.conditioning import ConditionInput, SpatialUpsampler, cond_proj
 from pixelzoo.nn.gated import HorizontalStackConv, VerticalStackConv, gate
 from pixelzoo.nn.lstm import lstm_update, shift_down, skew, unskew
 from pixelzoo.nn.masked import MaskedConv2d, causal_mask, channel_groups, masked_output_layers
+from pixelzoo.nn.shifted import GatedResnet, concat_elu, right_shift
 
 __all__ = [
     "ConditionInput",
+    "GatedResnet",
     "HorizontalStackConv",
     "MaskedConv2d",
     "SpatialUpsampler",
     "VerticalStackConv",
     "causal_mask",
     "channel_groups",
+    "concat_elu",
     "cond_projection",
     "gate",
     "lstm_update",
     "masked_output_layers",
+    "right_shift",
     "shift_down",
     "skew",
     "unskew",

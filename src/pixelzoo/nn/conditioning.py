@@ -65,6 +65,8 @@ class ConditionInput(nn.Module):
         maps: int = 32,
     ):
         super().__init__()
+        # Empty, but moves with .to() / .double(): h comes out in the model's dtype.
+        self.register_buffer("dtype_probe", torch.empty(0), persistent=False)
         self.num_classes = num_classes
         self.spatial = cond_shape is not None and len(cond_shape) == 3
         if num_classes is not None:
@@ -76,11 +78,12 @@ class ConditionInput(nn.Module):
             self.features = int(cond_shape[0])
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        dtype = self.dtype_probe.dtype
         if self.num_classes is not None:
-            return F.one_hot(cond.long(), self.num_classes).float()  # (B, N)
+            return F.one_hot(cond.long(), self.num_classes).to(dtype)  # (B, N)
         if self.spatial:
-            return self.upsample(cond.float())  # (B, maps, H, W)
-        return cond.float()  # (B, D)
+            return self.upsample(cond.to(dtype))  # (B, maps, H, W)
+        return cond.to(dtype)  # (B, D)
 
 
 class VectorProjection(nn.Linear):

@@ -44,6 +44,7 @@ class VerticalStackConv(nn.Conv2d):
             raise ValueError(f"stack kernels must be odd, got {kernel_size}")
         super().__init__(in_channels, out_channels, (kernel_size // 2 + 1, kernel_size))
         self.reach = kernel_size // 2
+        self.pad = (self.reach, self.reach, self.reach)  # (left, right, top) zero padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.reach
@@ -76,6 +77,7 @@ class HorizontalStackConv(nn.Conv2d):
             raise ValueError(f"stack kernels must be odd, got {kernel_size}")
         width = kernel_size // 2 + 1
         super().__init__(in_channels, out_channels, (1, width))
+        self.pad = (width - 1, 0, 0)  # (left, right, top) zero padding
         self.mask_type = mask_type
         mask = torch.ones(out_channels, in_channels, 1, width)
         mask[..., -1:] = causal_mask(out_channels, in_channels, (1, 1), mask_type, groups, chunks)

@@ -88,6 +88,7 @@ class MaskedConv2d(nn.Conv2d):
         if ks[0] % 2 == 0 or ks[1] % 2 == 0:
             raise ValueError(f"masked convolutions need odd kernel sizes, got {ks}")
         super().__init__(in_channels, out_channels, ks, padding=(ks[0] // 2, ks[1] // 2))
+        self.pad = (ks[1] // 2, ks[1] // 2, ks[0] // 2)  # (left, right, top) zero padding
         self.mask_type = mask_type
         self.colour_groups = groups
         self.register_buffer(

@@ -1,0 +1,211 @@
+"""PixelCNN++.
+
+Salimans, Karpathy, Chen, Kingma 2017, "PixelCNN++: Improving the PixelCNN with
+Discretized Logistic Mixture Likelihood and Other Modifications", ICLR.
+§2.1-2.2 (discretized logistic mixture, whole-pixel conditioning:
+:mod:`pixelzoo.likelihoods.logistic`), §2.3 (down-sampling instead of dilation),
+§2.4 (short-cut connections), §2.5 (dropout), §3 (CIFAR-10: 2.92 bits/dim; the
+class-conditional model 2.94).
+
+The network (the reference's ``model_spec``; building blocks in
+:mod:`pixelzoo.nn.shifted`) runs two streams side by side:
+
+* ``u`` sees the rows above the pixel (down-shifted convolutions),
+* ``ul`` sees the rows above and the pixels to the left (down-right-shifted
+  convolutions, plus ``u`` through each block's shortcut input).
+
+The first layer reads the image plus a channel of ones (so that zero padding is
+told apart from a zero pixel) and shifts both streams so that they exclude the
+pixel itself: ``u0 = shift_down(conv_2x3(x))``, ``ul0 = shift_down(conv_1x3(x)) +
+right_shift(conv_2x1(x))``. Then, at each of R resolutions (32, 16, 8 for
+CIFAR-10), ``blocks`` gated ResNet blocks per stream, with a stride-2 shifted
+convolution between resolutions; every intermediate map is kept. The down pass
+mirrors it back up with stride-2 transposed convolutions, and every one of its
+blocks takes the matching kept map of the up pass as its shortcut input
+(``blocks`` at the lowest resolution, ``blocks + 1`` at the others, so that the
+maps after each down-sampling are used too): the long-range shortcuts of §2.4.
+Finally ``nin(elu(ul))`` gives the mixture's parameters at each pixel.
+
+NOTE: the reference initialises weight normalisation from the statistics of a
+first batch (data-dependent init); here the weights start from PyTorch's default
+initialisation with ``g = ||v||``, and conv2 of each block is scaled by 0.1 as the
+reference's ``init_scale=0.1``.
+NOTE: image sizes need not be multiples of 2^(R-1): down-sampling rounds up and
+up-sampling crops to the size of the matching up-pass map.
+NOTE: conditioning on a class (the paper's model) or on any vector works as in
+the Gated PixelCNN (:mod:`pixelzoo.nn.conditioning`): a bias per block and
+class, added to conv2's output. Spatial conditioning is not offered.
+NOTE: the reference trains on 8 GPUs with batch 16 each (128); the training
+settings the paper uses (Adam 1e-3 decayed by 0.999995 per step, Polyak
+averaging 0.9995) are the trainer's ``lr``, ``lr_decay`` and ``ema`` settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelzoo.errors import ConfigError
+from pixelzoo.likelihoods import DiscretizedLogisticMixture
+from pixelzoo.models.base import AutoregressiveModel
+from pixelzoo.models.registry import register
+from pixelzoo.nn import ConditionInput
+from pixelzoo.nn.lstm import shift_down
+from pixelzoo.nn.shifted import (
+    DownRightShiftedConv2d,
+    DownRightShiftedConvTranspose2d,
+    DownShiftedConv2d,
+    DownShiftedConvTranspose2d,
+    GatedResnet,
+    maybe_weight_norm,
+    right_shift,
+)
+
+
+@dataclass
+class PixelCNNPPConfig:
+    """PixelCNN++ hyper-parameters (the reference's flag names in brackets).
+
+    Args:
+        filters: feature maps of both streams [nr_filters].
+        blocks: gated ResNet blocks per stream and resolution [nr_resnet].
+        components: logistic mixture components K [nr_logistic_mix].
+        dropout: dropout probability inside every block [dropout_p].
+        resolutions: R, number of resolutions (each half the previous one).
+        weight_norm: weight-normalise every convolution.
+        num_classes: condition on class labels ``[B]`` in ``0..num_classes-1``.
+        cond_shape: condition on a float vector ``(D,)``.
+    """
+
+    filters: int = 160
+    blocks: int = 5
+    components: int = 10
+    dropout: float = 0.5
+    resolutions: int = 3
+    weight_norm: bool = True
+    num_classes: int | None = None
+    cond_shape: tuple[int, ...] | None = None
+
+
+PRESETS = {
+    # The 8x8 digits demo (17 levels), a few seconds per epoch on 2 CPU cores.
+    "default": dict(filters=32, blocks=1, components=5, dropout=0.0, resolutions=2),
+    # §3, the reference's CIFAR-10 settings: 5 blocks per resolution (6 "blocks of
+    # 5 ResNet layers"), 160 filters, 10 components, dropout 0.5. 2.92 bits/dim in
+    # the paper; train with lr=1e-3, lr_decay=0.999995, ema=0.9995.
+    "cifar10": dict(filters=160, blocks=5, components=10, dropout=0.5, resolutions=3),
+    # Ours, for 256-level grey MNIST on a CPU (see the README's 30-minute run).
+    "mnist": dict(filters=32, blocks=2, components=5, dropout=0.0, resolutions=3),
+    # Ours, for binary MNIST: with 2 levels one logistic component is already any
+    # Bernoulli, so K = 1.
+    "binarized_mnist": dict(filters=48, blocks=2, components=1, dropout=0.0, resolutions=3),
+}
+
+
+@register("pixelcnn_pp", config=PixelCNNPPConfig, presets=PRESETS)
+class PixelCNNPP(AutoregressiveModel):
+    """PixelCNN++ (Salimans et al. 2017): logistic mixture, shifted convolutions, 3 resolutions."""
+
+    def __init__(self, image_shape, levels, config: PixelCNNPPConfig):
+        super().__init__(image_shape, levels, config)
+        c, height, width = image_shape
+        f, n, wn = config.filters, config.blocks, config.weight_norm
+        if f < 1 or n < 0 or config.resolutions < 1 or config.components < 1:
+            raise ConfigError(
+                "filters, resolutions and components must be positive and blocks >= 0, "
+                f"got {config}"
+            )
+        if not 0.0 <= config.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {config.dropout}")
+        if self.cond_kind == "spatial":
+            raise ConfigError("pixelcnn_pp is conditioned on a class or a vector, not a map")
+        self.likelihood = DiscretizedLogisticMixture(c, levels, config.components)
+        self.cond_input = (
+            ConditionInput(self.num_classes, self.cond_shape, (height, width))
+            if self.conditional
+            else None
+        )
+        cf = self.cond_input.features if self.cond_input is not None else None
+
+        def block(conv, aux):
+            return GatedResnet(f, conv, aux, config.dropout, cf, wn)
+
+        r = config.resolutions
+        self.u_init = maybe_weight_norm(DownShiftedConv2d(c + 1, f, (2, 3)), wn)
+        self.ul_init_up = maybe_weight_norm(DownShiftedConv2d(c + 1, f, (1, 3)), wn)
+        self.ul_init_left = maybe_weight_norm(DownRightShiftedConv2d(c + 1, f, (2, 1)), wn)
+        # Up pass: blocks per resolution, and a stride-2 convolution into each lower one.
+        self.up_u = nn.ModuleList(
+            nn.ModuleList(block(DownShiftedConv2d, 0) for _ in range(n)) for _ in range(r)
+        )
+        self.up_ul = nn.ModuleList(
+            nn.ModuleList(block(DownRightShiftedConv2d, f) for _ in range(n)) for _ in range(r)
+        )
+        self.down_u = nn.ModuleList(
+            maybe_weight_norm(DownShiftedConv2d(f, f, (2, 3), stride=2), wn) for _ in range(r - 1)
+        )
+        self.down_ul = nn.ModuleList(
+            maybe_weight_norm(DownRightShiftedConv2d(f, f, (2, 2), stride=2), wn)
+            for _ in range(r - 1)
+        )
+        # Down pass: index k is resolution k (0 = full); shortcuts from the up pass.
+        self.dn_u = nn.ModuleList(
+            nn.ModuleList(block(DownShiftedConv2d, f) for _ in range(n if k == r - 1 else n + 1))
+            for k in range(r)
+        )
+        self.dn_ul = nn.ModuleList(
+            nn.ModuleList(
+                block(DownRightShiftedConv2d, 2 * f) for _ in range(n if k == r - 1 else n + 1)
+            )
+            for k in range(r)
+        )
+        self.up_sample_u = nn.ModuleList(
+            maybe_weight_norm(DownShiftedConvTranspose2d(f, f), wn) for _ in range(r - 1)
+        )
+        self.up_sample_ul = nn.ModuleList(
+            maybe_weight_norm(DownRightShiftedConvTranspose2d(f, f), wn) for _ in range(r - 1)
+        )
+        self.output = maybe_weight_norm(nn.Conv2d(f, self.likelihood.num_params, 1), wn)
+        with torch.no_grad():  # the reference's init_scale=0.1 for each block's conv2
+            for m in self.modules():
+                if isinstance(m, GatedResnet):
+                    if hasattr(m.conv2, "parametrizations"):
+                        m.conv2.parametrizations.weight.original0.mul_(0.1)
+                    else:
+                        m.conv2.weight.mul_(0.1)
+
+    def condition(self, cond) -> torch.Tensor | None:
+        """The vector h every block adds (one-hot labels or the float vector), or None."""
+        return self.cond_input(cond) if self.cond_input is not None else None
+
+    def first_layer(self, u: torch.Tensor):
+        """Image in [-1, 1] -> the streams' first maps ``(u0, ul0)``, which exclude the pixel."""
+        x = torch.cat([u, torch.ones_like(u[:, :1])], dim=1)
+        u0 = shift_down(self.u_init(x))
+        ul0 = shift_down(self.ul_init_up(x)) + right_shift(self.ul_init_left(x))
+        return u0, ul0
+
+    def network(self, u: torch.Tensor, cond=None) -> torch.Tensor:
+        h = self.condition(cond)
+        u0, ul0 = self.first_layer(u)
+        us, uls = [u0], [ul0]
+        for k in range(self.config.resolutions):
+            if k > 0:
+                us.append(self.down_u[k - 1](us[-1]))
+                uls.append(self.down_ul[k - 1](uls[-1]))
+            for bu, bul in zip(self.up_u[k], self.up_ul[k], strict=True):
+                us.append(bu(us[-1], h=h))
+                uls.append(bul(uls[-1], us[-1], h))
+        a, al = us.pop(), uls.pop()
+        for k in reversed(range(self.config.resolutions)):
+            if k < self.config.resolutions - 1:
+                size = tuple(us[-1].shape[-2:])
+                a = self.up_sample_u[k](a, size)
+                al = self.up_sample_ul[k](al, size)
+            for bu, bul in zip(self.dn_u[k], self.dn_ul[k], strict=True):
+                a = bu(a, us.pop(), h)
+                al = bul(al, torch.cat([a, uls.pop()], 1), h)
+        return self.output(F.elu(al))  # (B, P, H, W)
