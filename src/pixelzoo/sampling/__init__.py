@@ -1,5 +1,6 @@
-"""Sampling from autoregressive models: naive ancestral sampling and completion."""
+"""Sampling from autoregressive models: ancestral sampling and completion, naive or cached."""
 
-from pixelzoo.sampling.naive import complete, sample
+from pixelzoo.sampling.ancestral import SAMPLERS, complete, fill, sample
+from pixelzoo.sampling.cached import cached_stepper
 
-__all__ = ["complete", "sample"]
+__all__ = ["SAMPLERS", "cached_stepper", "complete", "fill", "sample"]

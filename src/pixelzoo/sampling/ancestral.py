@@ -1,0 +1,157 @@
+"""Ancestral sampling and completion, with a naive or a cached network evaluation.
+
+Pixels are drawn in raster order. For a likelihood that models sub-pixels one
+at a time (Bernoulli, categorical) the network is evaluated once per colour
+channel R -> G -> B and channel c is drawn from its parameters; for one that
+models the whole pixel (the logistic mixture) it is evaluated once per pixel.
+Each draw inverts a CDF at uniforms from ``generator``, a fixed number per pixel,
+drawn on the generator's device (the CPU by default) and moved to the model, so
+the same seed gives the same images on any device whose arithmetic agrees.
+
+How the network is evaluated is a *stepper*'s business:
+
+* :class:`NaiveStepper` runs the whole network on the partial image for every
+  draw: the reference, correct for any model;
+* the cached steppers of :mod:`pixelzoo.sampling.cached` compute each layer's
+  activations once, as they become final, and give the same parameters (to
+  rounding), so the same images.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils import parametrize
+from tqdm.auto import tqdm
+
+from pixelzoo.errors import InputError
+
+SAMPLERS = ("auto", "cached", "naive")
+
+
+class NaiveStepper:
+    """One full forward pass per draw (the reference sampler)."""
+
+    def __init__(self, model, x: torch.Tensor, cond):
+        self.model, self.cond = model, cond
+
+    def begin_row(self, i: int) -> None:
+        pass
+
+    def step(self, x: torch.Tensor, i: int, j: int, need: bool):
+        return self.model(x, self.cond)[:, :, i, j] if need else None
+
+    def commit(self, x: torch.Tensor, i: int, j: int) -> None:
+        pass
+
+
+def _uniform(shape, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else "cpu"
+    return torch.rand(shape, generator=generator, device=device)
+
+
+def make_stepper(model, sampler: str, x: torch.Tensor, cond):
+    """The stepper for ``sampler`` (``"auto"``: cached where the model has one)."""
+    from pixelzoo.sampling.cached import cached_stepper
+
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
+    if sampler == "naive":
+        return NaiveStepper(model, x, cond)
+    stepper = cached_stepper(model, x, cond)
+    if stepper is None:
+        if sampler == "cached":
+            raise InputError(
+                f"{model.registry_name} has no cached sampler (cached sampling covers the "
+                "convolutional models: pixelcnn, gated_pixelcnn, pixelcnn_pp, and pixelcnn_ae "
+                "given codes); use sampler='naive'"
+            )
+        return NaiveStepper(model, x, cond)
+    return stepper
+
+
+@torch.no_grad()
+def fill(
+    model,
+    x: torch.Tensor,
+    known: torch.Tensor | None,
+    cond=None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    sampler: str = "auto",
+) -> torch.Tensor:
+    """Sample every pixel of ``x [n, C, H, W]`` not marked in ``known [H, W]``, in raster order."""
+    n, channels, height, width = x.shape
+    model.check_cond(cond, n)
+    device = next(model.parameters()).device
+    x = x.to(device).clone()
+    if isinstance(cond, torch.Tensor):
+        cond = cond.to(device)
+    likelihood = model.likelihood
+    todo = height * width - (int(known.sum()) if known is not None else 0)
+    was_training = model.training
+    model.eval()
+    try:
+        # Weight-normalised layers compute their weight once, not at every step.
+        with (
+            parametrize.cached(),
+            tqdm(total=todo, desc="sampling", unit="px", disable=not progress, leave=False) as bar,
+        ):
+            stepper = make_stepper(model, sampler, x, cond)
+            for i in range(height):
+                stepper.begin_row(i)
+                for j in range(width):
+                    if known is not None and bool(known[i, j]):
+                        stepper.step(x, i, j, need=False)
+                    elif likelihood.joint:
+                        params = stepper.step(x, i, j, need=True)  # (n, P)
+                        u = _uniform((n, likelihood.uniforms_per_pixel), generator).to(device)
+                        x[:, :, i, j] = likelihood.sample_pixel(params, u)
+                        bar.update()
+                    else:
+                        for c in range(channels):
+                            params = stepper.step(x, i, j, need=True)
+                            u = _uniform(n, generator).to(device)
+                            x[:, c, i, j] = likelihood.sample_subpixel(params, c, u)
+                        bar.update()
+                    stepper.commit(x, i, j)
+    finally:
+        model.train(was_training)
+    return x
+
+
+def sample(
+    model,
+    n: int,
+    cond=None,
+    generator: torch.Generator | None = None,
+    *,
+    progress: bool = False,
+    sampler: str = "auto",
+) -> torch.Tensor:
+    """``n`` new images ``[n, C, H, W]`` (int64)."""
+    if n < 1:
+        raise InputError(f"number of samples must be at least 1, got {n}")
+    x = torch.zeros(n, *model.image_shape, dtype=torch.long)
+    return fill(model, x, None, cond, generator, progress, sampler)
+
+
+def complete(
+    model,
+    x: torch.Tensor,
+    rows: int,
+    cond=None,
+    generator: torch.Generator | None = None,
+    *,
+    progress: bool = False,
+    sampler: str = "auto",
+) -> torch.Tensor:
+    """Keep rows ``0..rows-1`` of images ``x [n, C, H, W]`` and sample the rest."""
+    model.check_images(x)
+    height, width = model.image_shape[1:]
+    if not 0 <= rows <= height:
+        raise InputError(f"rows to keep must be in 0..{height}, got {rows}")
+    known = torch.zeros(height, width, dtype=torch.bool)
+    known[:rows] = True
+    given = x.clone()
+    given[:, :, rows:] = 0
+    return fill(model, given, known, cond, generator, progress, sampler)

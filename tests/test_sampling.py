@@ -1,0 +1,119 @@
+"""Cached sampling computes what the full network computes, so it draws the same images.
+
+For every convolutional model (colour and binary, conditional and not): the
+cached stepper's parameters at each pixel equal the full forward pass's, and
+cached and naive sampling give identical images and completions from the same
+generator. Models run in float64 here, where the two agree to ~1e-15 and no
+uniform can fall between their two answers; the float32 agreement is checked
+with a tolerance.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixelzoo import models
+from pixelzoo.errors import InputError
+from pixelzoo.sampling import cached_stepper
+from tests.test_models import TINY, cond_for
+
+CACHED = [
+    ("pixelcnn", "pixelcnn", {}),
+    ("gated_pixelcnn", "gated_pixelcnn", {}),
+    ("gated_pixelcnn-class", "gated_pixelcnn", dict(num_classes=3)),
+    ("gated_pixelcnn-vector", "gated_pixelcnn", dict(cond_shape=(4,))),
+    ("gated_pixelcnn-spatial", "gated_pixelcnn", dict(cond_shape=(2, 2, 3))),
+    ("pixelcnn_pp", "pixelcnn_pp", {}),
+    ("pixelcnn_pp-class", "pixelcnn_pp", dict(num_classes=3)),
+    ("pixelcnn_pp-2blocks-2res", "pixelcnn_pp", dict(blocks=2, resolutions=2)),
+    ("pixelcnn_pp-0blocks", "pixelcnn_pp", dict(blocks=0)),
+]
+IDS = [c[0] for c in CACHED]
+# Colour with several levels, binary, and odd sizes (the down-sampled maps round up).
+SHAPES = [((3, 6, 5), 4), ((1, 7, 9), 2), ((1, 5, 4), 256)]
+
+
+def build(variant, shape, levels, dtype=torch.float64):
+    _, name, extra = next(c for c in CACHED if c[0] == variant)
+    torch.manual_seed(0)
+    model = models.build(name, shape, levels, **{**TINY[name], **extra}).to(dtype).eval()
+    with torch.no_grad():  # sharpen the conditionals, as in test_models
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+def test_every_convolutional_model_has_a_cached_sampler():
+    for name in ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp"):
+        model = models.build(name, (1, 4, 4), 2, **TINY[name])
+        assert cached_stepper(model, torch.zeros(1, 1, 4, 4, dtype=torch.long), None) is not None
+
+
+@pytest.mark.parametrize("variant", IDS)
+@pytest.mark.parametrize("shape,levels", SHAPES)
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_cached_parameters_equal_the_forward_pass(variant, shape, levels, dtype, tol):
+    """Stepping through a whole given image, the cached parameters at (i, j) are the network's."""
+    model = build(variant, shape, levels, dtype)
+    x = torch.randint(0, levels, (3, *shape), generator=torch.Generator().manual_seed(1))
+    cond = cond_for(model, 3)
+    if isinstance(cond, torch.Tensor) and cond.is_floating_point():
+        cond = cond.to(dtype)
+    with torch.no_grad():
+        full = model(x, cond)
+        stepper = cached_stepper(model, x, cond)
+        worst = 0.0
+        for i in range(shape[1]):
+            stepper.begin_row(i)
+            for j in range(shape[2]):
+                params = stepper.step(x, i, j, need=True)
+                worst = max(worst, (params - full[:, :, i, j]).abs().max().item())
+                stepper.commit(x, i, j)
+    assert worst < tol * max(1.0, full.abs().max().item()), f"{variant}: max difference {worst}"
+
+
+@pytest.mark.parametrize("variant", IDS)
+@pytest.mark.parametrize("shape,levels", SHAPES)
+def test_cached_and_naive_samples_are_identical(variant, shape, levels):
+    model = build(variant, shape, levels)
+    cond = cond_for(model, 6)
+    if isinstance(cond, torch.Tensor) and cond.is_floating_point():
+        cond = cond.double()
+    naive = model.sample(6, cond, torch.Generator().manual_seed(3), sampler="naive")
+    cached = model.sample(6, cond, torch.Generator().manual_seed(3), sampler="cached")
+    assert torch.equal(naive, cached)
+    assert naive.float().std() > 0, "degenerate samples test nothing"
+    # "auto" is the cached sampler for these models.
+    assert torch.equal(model.sample(6, cond, torch.Generator().manual_seed(3)), cached)
+
+
+@pytest.mark.parametrize("variant", ["pixelcnn", "gated_pixelcnn-spatial", "pixelcnn_pp-class"])
+def test_cached_and_naive_completions_are_identical(variant):
+    shape, levels = (3, 6, 5), 4
+    model = build(variant, shape, levels)
+    x = torch.randint(0, levels, (4, *shape), generator=torch.Generator().manual_seed(2))
+    cond = cond_for(model, 4)
+    if isinstance(cond, torch.Tensor) and cond.is_floating_point():
+        cond = cond.double()
+    naive = model.complete(x, 3, cond, torch.Generator().manual_seed(5), sampler="naive")
+    cached = model.complete(x, 3, cond, torch.Generator().manual_seed(5), sampler="cached")
+    assert torch.equal(naive, cached) and torch.equal(cached[:, :, :3], x[:, :, :3])
+
+
+def test_autoencoder_decodes_codes_with_the_cached_sampler():
+    torch.manual_seed(0)
+    model = models.build("pixelcnn_ae", (1, 6, 6), 2, **TINY["pixelcnn_ae"]).double().eval()
+    codes = torch.randn(5, model.config.code_dim, dtype=torch.float64)
+    naive = model.sample(5, codes, torch.Generator().manual_seed(0), sampler="naive")
+    cached = model.sample(5, codes, torch.Generator().manual_seed(0), sampler="cached")
+    assert torch.equal(naive, cached)
+
+
+def test_sampler_choice_errors_are_one_sentence():
+    model = models.build("row_lstm", (1, 4, 4), 2, **TINY["row_lstm"])
+    with pytest.raises(InputError, match=r"row_lstm has no cached sampler .*sampler='naive'"):
+        model.sample(2, sampler="cached")
+    assert model.sample(2, sampler="auto").shape == (2, 1, 4, 4)  # falls back to naive
+    with pytest.raises(InputError, match=r"unknown sampler 'fast'; valid samplers: auto, cached"):
+        model.sample(2, sampler="fast")
