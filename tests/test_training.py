@@ -66,6 +66,31 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert valid(tmp_path / "full") == [r for r in valid(tmp_path / "split") if r[0] != 25]
 
 
+def test_polyak_average_is_saved_and_resumed(tmp_path):
+    """With ema=d the checkpoint holds d-averaged weights; training itself is unchanged."""
+    d = 0.7
+    raw = []  # the trained weights after steps 0..4, from runs without averaging
+    for k in range(5):
+        if k:
+            train(cfg(steps=k), tmp_path / f"raw{k}", progress=False)
+            raw.append(weights(tmp_path / f"raw{k}"))
+        else:
+            torch.manual_seed(0)
+            raw.append(models.build("pixelcnn", (1, 8, 8), 17, **SMALL).state_dict())
+    train(cfg(steps=4, ema=d), tmp_path / "ema", progress=False)
+    # Resumed from the checkpoint at step 2 (ckpt_every=2 puts one there).
+    train(cfg(steps=2, ema=d), tmp_path / "split", progress=False)
+    train(TrainConfig(steps=4), tmp_path / "split", resume=True, progress=False)
+    assert losses(tmp_path / "ema") == losses(tmp_path / "raw4") == losses(tmp_path / "split")
+    for name, w in weights(tmp_path / "ema").items():
+        expected = raw[0][name].double()
+        for k in range(1, 5):
+            expected = d * expected + (1 - d) * raw[k][name].double()
+        torch.testing.assert_close(w.double(), expected, rtol=1e-5, atol=1e-6)
+        assert torch.equal(w, weights(tmp_path / "split")[name]), name
+    assert any(not torch.equal(w, raw[4][n]) for n, w in weights(tmp_path / "ema").items())
+
+
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """Kill a real training process with SIGKILL mid-run; resuming loses nothing."""
     args = [

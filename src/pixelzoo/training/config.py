@@ -38,6 +38,11 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         amp: bfloat16 autocast for training steps (CUDA, or CPUs with AVX512-BF16,
             where it doubles PixelCNN's throughput); evaluation stays float32.
+        ema: Polyak averaging (PixelCNN++ §3 uses 0.9995): keep an exponential moving
+            average of the weights, ``avg = ema * avg + (1 - ema) * w`` after every
+            step, starting from the initial weights; validation, sample grids and the
+            checkpoints' model weights use the average (the raw weights are kept in
+            the checkpoint's state for resuming). None: no averaging.
         cond: ``"class"`` trains a class-conditional model p(x | y) on the data's
             labels (the model is built with ``num_classes`` of the data); None
             trains p(x).
@@ -65,6 +70,7 @@ class TrainConfig:
     samples: int = 16
     device: str = "auto"
     amp: bool = False
+    ema: float | None = None
     cond: str | None = None
 
     def validate(self) -> None:
@@ -90,6 +96,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ConfigError(f"ema must be in (0, 1), got {self.ema}")
         if self.cond not in (None, "class"):
             raise ConfigError(f"cond must be 'class' or None, got {self.cond!r}")
         if self.grad_clip < 0 or self.samples < 0 or self.warmup_steps < 0:

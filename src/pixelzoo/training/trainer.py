@@ -15,6 +15,7 @@ losses, of the uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -46,6 +47,10 @@ class _Objective(nn.Module):
 
     def forward(self, batch):
         return self.model.loss(batch)
+
+
+# Checkpoint-state prefix of the raw (trained) weights when the model weights are an average.
+RAW = "train_weights."
 
 
 def resolve_device(device: str, local_rank: int = 0) -> str:
@@ -137,6 +142,10 @@ class Trainer:
             ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
             self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        # Polyak averaging: a frozen copy whose weights follow the trained ones.
+        self.ema: nn.Module | None = None
+        if cfg.ema is not None:
+            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
 
         self.step = 0
         self.best = math.inf
@@ -208,7 +217,10 @@ class Trainer:
             # Killed before the first checkpoint: start again from step 0.
             return
         weights, state, meta = checkpoint.load(self.ckpt_root, "last")
-        checkpoint.load_weights(self.model, weights, self.ckpt_root)
+        checkpoint.load_weights(self.eval_model, weights, self.ckpt_root)
+        if self.ema is not None:  # the checkpoint's model weights are the average
+            raw = {k[len(RAW) :]: v for k, v in state.items() if k.startswith(RAW)}
+            checkpoint.load_weights(self.model, raw, self.ckpt_root)
         checkpoint.optimizer_from_flat(self.optimizer, state, meta["optimizer"])
         torch.set_rng_state(state["rng.torch"])
         if "rng.cuda" in state and self.device.startswith("cuda"):
@@ -226,6 +238,8 @@ class Trainer:
         if self.dist.is_main:
             tensors, opt_meta = checkpoint.optimizer_to_flat(self.optimizer)
             tensors["rng.torch"] = torch.get_rng_state()
+            if self.ema is not None:
+                tensors.update({RAW + k: v for k, v in self.model.state_dict().items()})
             if self.device.startswith("cuda"):
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
             meta = {
@@ -241,9 +255,14 @@ class Trainer:
             if best:
                 pointers["best"] = {"step": self.step, "valid_nats": self.best}
             checkpoint.save(
-                self.ckpt_root, self.step, self.model.state_dict(), tensors, meta, pointers
+                self.ckpt_root, self.step, self.eval_model.state_dict(), tensors, meta, pointers
             )
         distributed.barrier(self.dist)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated, sampled and saved: the average if ``ema`` is set."""
+        return self.ema if self.ema is not None else self.model
 
     # ------------------------------------------------------------------ steps
     def lr_at(self, step: int) -> float:
@@ -317,6 +336,11 @@ class Trainer:
             )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            with torch.no_grad():  # avg <- avg + (1 - ema) (w - avg)
+                torch._foreach_lerp_(
+                    list(self.ema.parameters()), list(self.model.parameters()), 1 - self.cfg.ema
+                )
         self.step += 1
         return loss_v, norm_v
 
@@ -324,7 +348,7 @@ class Trainer:
     def validate(self) -> dict:
         n = len(self.valid_set)
         idx = torch.arange(n)[self.dist.rank :: self.dist.world_size]
-        local = nll_sum(self.model, self.valid_set, idx, self.cfg.eval_batch_size)
+        local = nll_sum(self.eval_model, self.valid_set, idx, self.cfg.eval_batch_size)
         nats = distributed.all_sum(local, self.dist, self.device) / n
         return {"nats": nats, "bits_per_dim": bits_per_dim(nats, self.model.dims)}
 
@@ -333,7 +357,7 @@ class Trainer:
             return
         epoch = self.step // self.steps_per_epoch
         g = _seeded(self.cfg.seed, 104729, epoch)
-        x, nrow = self.model.preview(self.cfg.samples, self.valid_set, g)
+        x, nrow = self.eval_model.preview(self.cfg.samples, self.valid_set, g)
         if x is not None:
             path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
             save_grid(x, self.model.levels, path, nrow=nrow)
