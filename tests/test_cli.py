@@ -69,6 +69,18 @@ def test_train_evaluate_sample_complete(tmp_path):
         assert w > h  # 3 rows of (occluded, 2 completions, original)
 
 
+def test_pixelcnn_pp_with_polyak_averaging_and_both_samplers(tmp_path):
+    run = tmp_path / "pp"
+    pz("train", "--model", "pixelcnn_pp", "--out", run, "--steps", "15", "--no-progress",
+       "--set", "ema=0.99", "--set", "samples=4")  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["train"]["ema"] == 0.99
+    res = json.loads(pz("evaluate", run, "--json").stdout)
+    assert 0 < res["bits_per_dim"] < 4.09
+    for sampler in ("cached", "naive"):
+        pz("sample", run, "-n", "4", "--out", tmp_path / f"{sampler}.png", "--sampler", sampler)
+    assert (tmp_path / "cached.png").read_bytes() == (tmp_path / "naive.png").read_bytes()
+
+
 GATED_CLI = ["--no-progress", "--model", "gated_pixelcnn", "--steps", "20", "--set", "layers=2"]
 
 

@@ -3,7 +3,7 @@
     pixelzoo train [--model NAME --data NAME --out RUN ...]   train (defaults: PixelCNN on digits)
     pixelzoo train --resume RUN                               continue an interrupted run
     pixelzoo evaluate RUN [--split test] [--json]             exact NLL: nats and bits/dim
-    pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid of samples [--class 3]
+    pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid [--class 3] [--sampler naive]
     pixelzoo reconstruct RUN -n 8 --samples 4 --out r.png     auto-encoder: decodings of codes
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
@@ -26,6 +26,7 @@ import torch
 from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import ConfigError, PixelzooError
+from pixelzoo.sampling import SAMPLERS
 from pixelzoo.training import TrainConfig, load_model, load_split, train
 from pixelzoo.training.trainer import resolve_device, resolve_preset
 from pixelzoo.utils.images import save_grid
@@ -151,6 +152,17 @@ def class_labels(model, n: int, chosen: int | None) -> torch.Tensor | None:
     return torch.full((n,), chosen, dtype=torch.long)
 
 
+def sampler_arg(parser) -> None:
+    parser.add_argument(
+        "--sampler",
+        choices=list(SAMPLERS),
+        default="auto",
+        help="cached: each layer computed once per position (pixelcnn, gated_pixelcnn, "
+        "pixelcnn_pp); naive: the whole network per draw (the reference); auto: cached "
+        "where the model has it. Both give the same images for a seed.",
+    )
+
+
 def cmd_sample(args) -> int:
     model = load_model(args.run, args.checkpoint, resolve_device(args.device))
     if model.cond_optional:  # an auto-encoder decodes codes of given images
@@ -160,7 +172,7 @@ def cmd_sample(args) -> int:
         )
     cond = class_labels(model, args.n, args.class_)
     g = torch.Generator().manual_seed(args.seed)
-    x = model.sample(args.n, cond, generator=g, progress=True)
+    x = model.sample(args.n, cond, generator=g, progress=True, sampler=args.sampler)
     nrow = args.nrow or (model.num_classes if cond is not None and args.class_ is None else None)
     save_grid(x, model.levels, args.out, nrow=nrow)
     which = f" of class {args.class_}" if args.class_ is not None else ""
@@ -189,7 +201,9 @@ def cmd_reconstruct(args) -> int:
     n = min(args.n, len(split))
     originals, _ = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
     g = torch.Generator().manual_seed(args.seed)
-    decoded = model.reconstruct(originals, args.samples, g, progress=True).cpu()
+    decoded = model.reconstruct(
+        originals, args.samples, g, progress=True, sampler=args.sampler
+    ).cpu()
     # Each row of the grid: the image, then decodings of its code.
     grid = torch.cat([originals[:, None], decoded], 1).flatten(0, 1)
     save_grid(grid, model.levels, args.out, nrow=args.samples + 1)
@@ -213,7 +227,9 @@ def cmd_complete(args) -> int:
     elif model.cond_optional:  # an auto-encoder: given the code of the whole image
         cond = model.encode(given.to(next(model.parameters()).device))
     g = torch.Generator().manual_seed(args.seed)
-    filled = model.complete(given, args.rows, cond, generator=g, progress=True).cpu()
+    filled = model.complete(
+        given, args.rows, cond, generator=g, progress=True, sampler=args.sampler
+    ).cpu()
     # Each row of the grid: the occluded input, the completions, the original.
     occluded = originals.clone()
     occluded[:, :, args.rows :] = 0
@@ -381,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="class to sample (class-conditional runs; default: every class in turn)",
     )
+    sampler_arg(s)
     s.set_defaults(func=cmd_sample)
 
     rc = sub.add_parser(
@@ -396,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--samples", type=positive_int, default=4, help="decodings per image")
     rc.add_argument("--out", required=True, help="PNG file")
     rc.add_argument("--seed", type=int, default=0)
+    sampler_arg(rc)
     rc.set_defaults(func=cmd_reconstruct)
 
     c = sub.add_parser(
@@ -410,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--completions", type=positive_int, default=4, help="completions per image")
     c.add_argument("--out", required=True, help="PNG file")
     c.add_argument("--seed", type=int, default=0)
+    sampler_arg(c)
     c.set_defaults(func=cmd_complete)
 
     r = sub.add_parser(
