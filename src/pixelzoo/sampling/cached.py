@@ -254,7 +254,8 @@ class PixelCNNPPStepper:
         self.down_u = [[buf(f, k) for _ in model.dn_u[k]] for k in range(r)]
         self.out_u = [buf(f, k) for k in range(r)]
         self.out_ul = [buf(f, k) for k in range(r)]
-        self.ul_top = like.new_zeros(n, f, 1, w)
+        self.zero_row = like.new_zeros(n, f, 1, w)  # a shifted-in first row
+        self.ul_top = self.zero_row
 
     def _block(self, block, x, a, i, j):
         """One gated ResNet block at row i (``j=None``) or position (i, j)."""
@@ -266,11 +267,7 @@ class PixelCNNPPStepper:
     def _u_up(self, k, i):
         m, keep = self.model, self.keep_u[k]
         if k == 0:  # shift_down(u_init(x)): row i comes from image rows i-2, i-1
-            u = (
-                self.x_buf.conv(m.u_init, i - 1)
-                if i > 0
-                else self.ul_top.new_zeros(self.ul_top.shape)
-            )
+            u = self.x_buf.conv(m.u_init, i - 1) if i > 0 else self.zero_row
         else:
             u = self.keep_u[k - 1][-1].conv(m.down_u[k - 1], i)
         keep[0].put(u, i)
