@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-decay", type=float, default=0.9997)
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast for training steps")
+    p.add_argument("--ema", type=float, default=None, help="Polyak averaging decay")
     p.add_argument("--device", default="auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting")
     args = p.parse_args()
@@ -71,6 +72,7 @@ def main() -> None:
         lr=args.lr,
         lr_decay=args.lr_decay,
         amp=args.amp,
+        ema=args.ema,
         device=args.device,
         log_every=100,
         ckpt_every=1000,
@@ -97,6 +99,7 @@ def main() -> None:
                     "lr": args.lr,
                     "lr_decay": args.lr_decay,
                     "amp": args.amp,
+                    "ema": args.ema,
                     "micro_batch": args.micro_batch,
                     "steps": result["step"],
                 },

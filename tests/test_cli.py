@@ -182,3 +182,38 @@ def test_receptive_field_picture(tmp_path):
     assert all(v["future_pixels_seen"] == 0 and v["past_pixels"] == 89 for v in result.values())
     with Image.open(tmp_path / "rf.png") as im:
         assert im.format == "PNG"
+
+
+def test_gan_and_vae_runs(tmp_path):
+    gan = tmp_path / "gan"
+    out = pz(
+        "train",
+        "--model",
+        "dcgan",
+        "--out",
+        gan,
+        "--steps",
+        "25",
+        "--no-progress",
+        "--set",
+        "log_every=5",
+    )
+    assert "no validation likelihood" in out.stdout
+    cfg = json.loads((gan / "config.json").read_text())["train"]
+    # The family's training defaults (DCGAN §4) were resolved and saved.
+    assert cfg["lr"] == 2e-4 and cfg["betas"] == [0.5, 0.999] and cfg["grad_clip"] == 0.0
+    log = [json.loads(line) for line in (gan / "metrics.jsonl").read_text().splitlines()]
+    assert {"d_loss", "g_loss", "d_grad_norm", "g_grad_norm"} <= set(log[-1])
+    assert list(gan.glob("samples/*.png"))
+    pz("sample", gan, "-n", "8", "--out", tmp_path / "g.png")
+    assert Image.open(tmp_path / "g.png").size[0] > 8
+    bad = pz("evaluate", gan, check=False)
+    assert bad.returncode == 2 and "annealed importance sampling" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+    vae = tmp_path / "vae"
+    out = pz("train", "--model", "vae", "--out", vae, "--steps", "25", "--no-progress")
+    assert "upper bound" in out.stdout
+    res = json.loads(pz("evaluate", vae, "--json").stdout)
+    assert res["nats_kind"] == "bound" and res["nats"] > 0
+    assert "upper bound" in pz("evaluate", vae).stdout

@@ -106,14 +106,15 @@ def cmd_train(args) -> int:
     result = train(cfg, run_dir, resume=resume, progress=not args.no_progress)
     valid = result["valid"]
     if valid:
+        what = "NLL" if valid["nats_kind"] == "exact" else "NLL upper bound (-IWAE)"
         print(
-            f"step {result['step']}: valid NLL {valid['nats']:.3f} nats/image, "
+            f"step {result['step']}: valid {what} {valid['nats']:.3f} nats/image, "
             f"{valid['bits_per_dim']:.4f} bits/dim (best {result['best_valid_nats']:.3f} nats)"
         )
-    print(
-        f"run saved in {run_dir}  (next: pixelzoo evaluate {run_dir}; pixelzoo sample {run_dir} "
-        f"-n 16 --out samples.png)"
-    )
+    else:
+        print(f"step {result['step']}: a GAN has no validation likelihood; see its sample grids")
+    evaluate = "" if not valid else f"pixelzoo evaluate {run_dir}; "
+    print(f"run saved in {run_dir}  (next: {evaluate}pixelzoo sample {run_dir} -n 16 --out samples.png)")
     return 0
 
 
@@ -127,6 +128,9 @@ def cmd_evaluate(args) -> int:
     if model.cond_optional:  # an auto-encoder: cond=None is the image's own code
         given = " given each image's own code (a reconstruction NLL, not a likelihood of x)"
     result["conditioned_on"] = given.removeprefix(" given ") or None
+    result["nats_kind"] = model.nats_kind
+    if model.nats_kind == "bound":
+        given += f" (an upper bound: -IWAE with k={model.config.iwae_samples})"
     if args.json:
         print(json.dumps(result))
     else:
@@ -349,7 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--batch-size", type=positive_int, default=None, help="global batch size (default 64)"
     )
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    t.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default: the model's, 1e-3; dcgan 2e-4)",
+    )
     t.add_argument(
         "--cond",
         default=None,

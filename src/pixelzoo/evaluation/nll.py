@@ -55,7 +55,11 @@ def nll_sum(
 
 
 def evaluate_nll(model, dataset, batch_size: int = 256, progress: bool = False) -> dict:
-    """``{"nats", "bits_per_dim", "split", "images"}`` for the whole ``dataset``."""
+    """``{"nats", "bits_per_dim", "split", "images", "nats_kind"}`` for the whole ``dataset``.
+
+    ``nats_kind`` says what the number is: "exact" (autoregressive models) or
+    "bound" (a VAE's IWAE bound, so an upper bound on the NLL).
+    """
     n = len(dataset)
     nats = nll_sum(model, dataset, torch.arange(n), batch_size, progress) / n
     return {
@@ -63,4 +67,5 @@ def evaluate_nll(model, dataset, batch_size: int = 256, progress: bool = False) 
         "bits_per_dim": bits_per_dim(nats, model.dims),
         "split": dataset.split,
         "images": n,
+        "nats_kind": getattr(model, "nats_kind", "exact"),
     }

@@ -1,12 +1,18 @@
-"""The contract every autoregressive model implements.
+"""The contract every model implements, and the autoregressive base class.
 
-Images are integer tensors ``[B, C, H, W]`` with values in ``0..levels-1``. A
-subclass defines ``forward(x, cond) -> params [B, P, H, W]`` such that the
-parameters at pixel (i, j), colour c depend only on sub-pixels before it in
-raster order, R -> G -> B. ``forward`` is split into :meth:`embed` (integers ->
-floats in [-1, 1]) and :meth:`network` (floats -> parameters), so tests can
-differentiate through the network's input. Everything else - exact log-likelihood, the training
-loss, sampling and completion - is written once here.
+Images are integer tensors ``[B, C, H, W]`` with values in ``0..levels-1``.
+:class:`GenerativeModel` holds what every model shares: the image space, the
+conditioning input (checked the same way everywhere), ``spec()`` for checkpoints,
+``sample`` and ``preview`` for sample grids, and how its likelihood is known
+(:attr:`GenerativeModel.nats_kind`: "exact", "bound", or None for GANs).
+
+An :class:`AutoregressiveModel` defines ``forward(x, cond) -> params [B, P, H, W]``
+such that the parameters at pixel (i, j), colour c depend only on sub-pixels before
+it in raster order, R -> G -> B. ``forward`` is split into :meth:`~AutoregressiveModel.embed`
+(integers -> floats in [-1, 1]) and :meth:`~AutoregressiveModel.network` (floats ->
+parameters), so tests can differentiate through the network's input. Everything
+else - exact log-likelihood, the training loss, sampling and completion - is
+written once here.
 
 Conditioning (van den Oord et al. 2016, §2.3) is part of the contract: a model
 whose config has ``num_classes=N`` takes ``cond`` = class labels ``[B]``; one with
@@ -26,25 +32,34 @@ from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.likelihoods import for_levels
 
 
-class AutoregressiveModel(nn.Module):
-    """Base class: exact likelihood and ancestral sampling for a causal network.
+class GenerativeModel(nn.Module):
+    """Base class of every model: image space, conditioning, spec, sampling contract.
 
     Args:
         image_shape: ``(C, H, W)`` of the images modelled.
         levels: number of values K of every sub-pixel.
         config: the model's config dataclass (saved with checkpoints).
+
+    Subclasses define ``sample(n, cond, generator)`` and ``loss(batch)`` (or, for
+    GANs, the adversarial pair of losses of
+    :class:`~pixelzoo.models.adversarial.AdversarialModel`), and ``log_prob`` where
+    they have a likelihood.
     """
 
     registry_name = "?"
     # True where ``cond=None`` has a meaning of its own (the auto-encoder's own code).
     cond_optional = False
+    # What log_prob returns: "exact" log p(x), a lower "bound" on it, or None (no likelihood).
+    nats_kind: str | None = "exact"
+    # Training settings this family is trained with unless the user sets them
+    # (TrainConfig fields: lr, betas, ema); see TrainConfig.resolve_defaults.
+    train_defaults: dict = {}
 
     def __init__(self, image_shape: tuple[int, int, int], levels: int, config):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.levels = levels
         self.config = config
-        self.likelihood = for_levels(image_shape[0], levels)
         self.num_classes = getattr(config, "num_classes", None)
         shape = getattr(config, "cond_shape", None)
         self.cond_shape = tuple(int(s) for s in shape) if shape is not None else None
@@ -60,6 +75,10 @@ class AutoregressiveModel(nn.Module):
                 f"{name}: cond_shape must be (D,) for a vector or (D, h, w) for a map, "
                 f"got {self.cond_shape}"
             )
+
+    def averaged(self) -> nn.Module:
+        """The part of the model whose weights Polyak averaging (``ema``) averages."""
+        return self
 
     @property
     def cond_kind(self) -> str | None:
@@ -160,6 +179,33 @@ class AutoregressiveModel(nn.Module):
         nrow = self.num_classes if self.cond_kind == "class" else None
         return self.sample(n, self.default_cond(n), generator), nrow
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the weights."""
+        return next(self.parameters()).dtype
+
+    def sample(self, n: int, cond=None, generator: torch.Generator | None = None, **kwargs):
+        """``n`` integer images ``[n, C, H, W]``, seeded by ``generator``."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor, cond=None) -> torch.Tensor:
+        """``[B]`` log-likelihood of integer images in nats (see :attr:`nats_kind`)."""
+        raise NotImplementedError
+
+
+class AutoregressiveModel(GenerativeModel):
+    """Base class: exact likelihood and ancestral sampling for a causal network.
+
+    Args:
+        image_shape: ``(C, H, W)`` of the images modelled.
+        levels: number of values K of every sub-pixel.
+        config: the model's config dataclass (saved with checkpoints).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], levels: int, config):
+        super().__init__(image_shape, levels, config)
+        self.likelihood = for_levels(image_shape[0], levels)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Integer images -> float network input in [-1, 1]."""
         return to_unit(x, self.levels)
@@ -171,11 +217,6 @@ class AutoregressiveModel(nn.Module):
     def forward(self, x: torch.Tensor, cond=None) -> torch.Tensor:
         """Distribution parameters ``[B, P, H, W]`` for every sub-pixel."""
         return self.network(self.embed(x).to(self.dtype), cond)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The floating-point type of the weights (the network's input is cast to it)."""
-        return next(self.parameters()).dtype
 
     def log_prob(self, x: torch.Tensor, cond=None, reduction: str = "sum") -> torch.Tensor:
         """Exact log-likelihood in nats.

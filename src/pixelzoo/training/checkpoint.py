@@ -40,24 +40,28 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and JSON."""
+def optimizer_to_flat(optimizer: torch.optim.Optimizer, name: str) -> tuple[dict, dict]:
+    """Split ``optimizer.state_dict()`` into tensors ``optim.NAME.ID.KEY`` (for safetensors) and JSON."""
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, state in sd["state"].items():
         for k, v in state.items():
             if isinstance(v, torch.Tensor):
-                tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
+                tensors[f"optim.{name}.{pid}.{k}"] = v.detach().cpu().contiguous()
             else:
                 scalars[f"{pid}.{k}"] = v
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+def optimizer_from_flat(
+    optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, name: str
+) -> None:
+    """Inverse of :func:`optimizer_to_flat` for the optimizer saved as ``name``."""
     state: dict[int, dict] = {}
+    prefix = f"optim.{name}."
     for key, v in tensors.items():
-        if key.startswith("optim."):
-            _, pid, k = key.split(".", 2)
+        if key.startswith(prefix):
+            pid, k = key[len(prefix) :].split(".", 1)
             state.setdefault(int(pid), {})[k] = v
     for key, v in meta["scalars"].items():
         pid, k = key.split(".", 1)

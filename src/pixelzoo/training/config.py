@@ -29,8 +29,13 @@ class TrainConfig:
             batches (a 10-layer, 128-map Gated PixelCNN step of 256 images: 106 s
             whole, about 30 s in chunks of 32; see the README).
         lr, lr_decay, warmup_steps: Adam learning rate, multiplied by ``lr_decay``
-            after every step, after a linear warm-up of ``warmup_steps``.
-        grad_clip: clip the global gradient norm to this (0 disables).
+            after every step, after a linear warm-up of ``warmup_steps``. ``lr``
+            None: the model family's default (its papers' value: 2e-4 for DCGAN,
+            1e-3 for PGGAN and the autoregressive models).
+        betas: Adam's (beta1, beta2); None: the family's default ((0.5, 0.999) for
+            DCGAN, (0, 0.99) for PGGAN, else PyTorch's (0.9, 0.999)).
+        grad_clip: clip the global gradient norm to this (0 disables); None: the
+            family's default (1.0; off for the GANs, whose papers do not clip).
         seed: sets every random number generator of the run.
         log_every: steps between training-loss records; ``ckpt_every`` steps
             between checkpoints (and one at the end of every epoch).
@@ -42,7 +47,9 @@ class TrainConfig:
             average of the weights, ``avg = ema * avg + (1 - ema) * w`` after every
             step, starting from the initial weights; validation, sample grids and the
             checkpoints' model weights use the average (the raw weights are kept in
-            the checkpoint's state for resuming). None: no averaging.
+            the checkpoint's state for resuming). GANs average the generator only.
+            None: the family's default (0.999 for PGGAN's generator, else off);
+            0: off.
         cond: ``"class"`` trains a class-conditional model p(x | y) on the data's
             labels (the model is built with ``num_classes`` of the data); None
             trains p(x).
@@ -59,10 +66,11 @@ class TrainConfig:
     minutes: float | None = None
     batch_size: int = 64
     micro_batch: int | None = None
-    lr: float = 1e-3
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
     lr_decay: float = 1.0
     warmup_steps: int = 0
-    grad_clip: float = 1.0
+    grad_clip: float | None = None
     seed: int = 0
     eval_batch_size: int = 256
     log_every: int = 50
@@ -92,16 +100,29 @@ class TrainConfig:
         for k, v in positive.items():
             if not v > 0:
                 raise ConfigError(f"{k} must be positive, got {v}")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.betas is not None and (
+            len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)
+        ):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise ConfigError(f"ema must be in (0, 1), got {self.ema}")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if self.cond not in (None, "class"):
             raise ConfigError(f"cond must be 'class' or None, got {self.cond!r}")
-        if self.grad_clip < 0 or self.samples < 0 or self.warmup_steps < 0:
+        if (self.grad_clip or 0) < 0 or self.samples < 0 or self.warmup_steps < 0:
             raise ConfigError("grad_clip, samples and warmup_steps must not be negative")
+
+    def resolve_defaults(self, family_defaults: dict) -> TrainConfig:
+        """Fill ``lr``, ``betas``, ``ema``, ``grad_clip`` left as None from the family's defaults."""
+        fallback = {"lr": 1e-3, "betas": (0.9, 0.999), "ema": 0.0, "grad_clip": 1.0}
+        for key, value in fallback.items():
+            if getattr(self, key) is None:
+                setattr(self, key, family_defaults.get(key, value))
+        self.betas = tuple(float(b) for b in self.betas)
+        return self
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -125,6 +146,13 @@ class TrainConfig:
         try:
             if base is bool:
                 return str(value).lower() in ("1", "true", "yes")
+            if typing.get_origin(base) is tuple:
+                parts = (
+                    value
+                    if isinstance(value, (list, tuple))
+                    else str(value).strip("()[]").split(",")
+                )
+                return tuple(float(p) for p in parts)
             return base(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}={value!r} is not a valid {base.__name__}") from None

@@ -1,7 +1,7 @@
 """A model-agnostic trainer: any model whose ``loss(batch)`` is a scalar to minimise.
 
 Features: Adam with warm-up and per-step exponential decay, gradient clipping,
-validation NLL after every epoch, ``last``/``best`` checkpoints, exact resume,
+validation NLL after every epoch (for models with a likelihood), ``last``/``best`` checkpoints, exact resume,
 DDP under torchrun, a tqdm bar, scalars to ``metrics.jsonl`` and TensorBoard, a
 sample grid per epoch, and a clean stop (last good checkpoint kept) on NaN/inf.
 
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 import pixelzoo
 from pixelzoo import data as datasets
 from pixelzoo import models
-from pixelzoo.errors import ConfigError, TrainingDiverged
+from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
 from pixelzoo.training import checkpoint, distributed
 from pixelzoo.training.config import TrainConfig
@@ -118,6 +118,7 @@ class Trainer:
         self.total_steps = min(limits) if limits else None
 
         torch.manual_seed(cfg.seed)
+        cfg.resolve_defaults(models.get(cfg.model).cls.train_defaults)
         self.preset = resolve_preset(cfg)
         # A resumed run rebuilds its model from the full saved settings, not from the
         # preset's name, so that a preset edited since cannot change the network.
@@ -141,22 +142,33 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
             self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.optimizers = self.make_optimizers()
         # Polyak averaging: a frozen copy whose weights follow the trained ones.
         self.ema: nn.Module | None = None
-        if cfg.ema is not None:
+        if cfg.ema:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
 
         self.step = 0
         self.best = math.inf
         self.elapsed = 0.0  # seconds of training so far, across resumes
-        self.window = {"loss": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
+        self.window = self._empty_window()
         self.ckpt_root = self.run_dir / "checkpoints"
         if resume:
             self._restore()
         else:
             self._start_run_dir()
         self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One Adam over every parameter (subclasses may use several, by name)."""
+        return {"model": self._adam(self.model.parameters())}
+
+    def _adam(self, params) -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr=self.cfg.lr, betas=self.cfg.betas)
+
+    @staticmethod
+    def _empty_window() -> dict:
+        return {"sums": {}, "steps": 0, "images": 0, "seconds": 0.0}
 
     def _num_classes(self) -> int:
         """Classes of the training labels, for ``cond="class"``."""
@@ -217,16 +229,23 @@ class Trainer:
             # Killed before the first checkpoint: start again from step 0.
             return
         weights, state, meta = checkpoint.load(self.ckpt_root, "last")
+        if "optimizers" not in meta:
+            raise CheckpointError(
+                f"{self.ckpt_root} was written by an older pixelzoo whose checkpoints cannot be "
+                f"resumed by this one; its weights still load for sampling and evaluation"
+            )
         checkpoint.load_weights(self.eval_model, weights, self.ckpt_root)
         if self.ema is not None:  # the checkpoint's model weights are the average
             raw = {k[len(RAW) :]: v for k, v in state.items() if k.startswith(RAW)}
             checkpoint.load_weights(self.model, raw, self.ckpt_root)
-        checkpoint.optimizer_from_flat(self.optimizer, state, meta["optimizer"])
+        for name, opt in self.optimizers.items():
+            checkpoint.optimizer_from_flat(opt, state, meta["optimizers"][name], name)
         torch.set_rng_state(state["rng.torch"])
         if "rng.cuda" in state and self.device.startswith("cuda"):
             torch.cuda.set_rng_state(state["rng.cuda"], self.device)
         self.step, self.best, self.elapsed = meta["step"], meta["best_valid_nats"], meta["elapsed"]
         self.window = meta["window"]
+        self.on_step_change()
 
     def _save(self, best: bool) -> None:
         for p in self.model.parameters():
@@ -236,7 +255,10 @@ class Trainer:
                     f"{self.ckpt_root} was kept"
                 )
         if self.dist.is_main:
-            tensors, opt_meta = checkpoint.optimizer_to_flat(self.optimizer)
+            tensors, opt_meta = {}, {}
+            for name, opt in self.optimizers.items():
+                flat, opt_meta[name] = checkpoint.optimizer_to_flat(opt, name)
+                tensors.update(flat)
             tensors["rng.torch"] = torch.get_rng_state()
             if self.ema is not None:
                 tensors.update({RAW + k: v for k, v in self.model.state_dict().items()})
@@ -248,8 +270,9 @@ class Trainer:
                 "best_valid_nats": self.best,
                 "elapsed": self.elapsed,
                 "window": self.window,
-                "optimizer": opt_meta,
+                "optimizers": opt_meta,
                 "model": self.model.spec(),
+                **self.progress_state(),
             }
             pointers = {"last": {"step": self.step}}
             if best:
@@ -313,44 +336,92 @@ class Trainer:
             total += loss.detach().float()
         return total
 
-    def train_step(self) -> tuple[float, float]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
-        batch = self._batch(self.step)
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step (of every optimizer); returns its scalars (``loss`` first)."""
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = self.lr_at(self.step)
+        scalars = self.update(self._batch(self.step))
+        if self.ema is not None:
+            self._update_average()
+        self.step += 1
+        self.on_step_change()
+        return scalars
+
+    def update(self, batch) -> dict[str, float]:
+        """Gradient step on ``model.loss``: the likelihood models' (and the VAE's) update."""
         loss = self._forward_backward(batch)
+        loss_v, norm_v = self.apply_gradients(self.optimizers["model"], loss, "training loss")
+        return {"loss": loss_v, "grad_norm": norm_v}
+
+    def apply_gradients(self, optimizer, loss: torch.Tensor, what: str) -> tuple[float, float]:
+        """Clip the gradients of ``optimizer``'s parameters and step, unless NaN/inf appeared.
+
+        Returns the (process-averaged) loss and gradient norm. On a non-finite loss or
+        gradient nothing is applied and :class:`TrainingDiverged` says where the last
+        good checkpoint is.
+        """
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
         vals = torch.stack([loss.detach().float(), grad_norm.detach().float()])
         if self.dist.enabled:
             torch.distributed.all_reduce(vals)
             vals /= self.dist.world_size
         loss_v, norm_v = vals.tolist()
         if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
-            self.optimizer.zero_grad(set_to_none=True)
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
             last = checkpoint.pointer(self.ckpt_root, "last")
             kept = f"step {last['step']}" if last else "none yet"
             raise TrainingDiverged(
-                f"the training loss became {loss_v} (gradient norm {norm_v}) at step {self.step + 1}; "
+                f"the {what} became {loss_v} (gradient norm {norm_v}) at step {self.step + 1}; "
                 f"stopped without saving, the last good checkpoint ({kept}) in {self.ckpt_root} is "
                 f"untouched: resume it with a lower --lr or a smaller --set grad_clip"
             )
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            with torch.no_grad():  # avg <- avg + (1 - ema) (w - avg)
-                torch._foreach_lerp_(
-                    list(self.ema.parameters()), list(self.model.parameters()), 1 - self.cfg.ema
-                )
-        self.step += 1
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         return loss_v, norm_v
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """avg <- avg + (1 - ema) (w - avg) for the averaged part; a copy of everything else."""
+        if not hasattr(self, "_ema_pairs"):
+            averaged = {id(p) for p in self.model.averaged().parameters()}
+            pairs = list(zip(self.ema.parameters(), self.model.parameters(), strict=True))
+            self._ema_pairs = (
+                [(a, w) for a, w in pairs if id(w) in averaged],
+                [(a, w) for a, w in pairs if id(w) not in averaged]
+                + list(zip(self.ema.buffers(), self.model.buffers(), strict=True)),
+            )
+        lerped, copied = self._ema_pairs
+        if lerped:
+            torch._foreach_lerp_([a for a, _ in lerped], [w for _, w in lerped], 1 - self.cfg.ema)
+        for a, w in copied:
+            a.copy_(w)
+
+    def on_step_change(self) -> None:
+        """Hook: the step counter changed (by a step or a restore); schedules follow it."""
+
+    def progress_state(self) -> dict:
+        """Hook: JSON state of a schedule, saved in every checkpoint's meta for readers."""
+        return {}
 
     # ------------------------------------------------------------------ epoch end
     def validate(self) -> dict:
+        """Validation NLL (exact or a bound, per ``nats_kind``); empty for a model without one."""
+        kind = self.model.nats_kind
+        if kind is None:
+            return {}
         n = len(self.valid_set)
         idx = torch.arange(n)[self.dist.rank :: self.dist.world_size]
         local = nll_sum(self.eval_model, self.valid_set, idx, self.cfg.eval_batch_size)
         nats = distributed.all_sum(local, self.dist, self.device) / n
-        return {"nats": nats, "bits_per_dim": bits_per_dim(nats, self.model.dims)}
+        return {
+            "nats": nats,
+            "bits_per_dim": bits_per_dim(nats, self.model.dims),
+            "nats_kind": kind,
+        }
 
     def write_samples(self) -> None:
         if not self.cfg.samples or not self.dist.is_main:
@@ -364,17 +435,18 @@ class Trainer:
 
     def end_of_epoch(self) -> dict:
         v = self.validate()
-        improved = v["nats"] < self.best
-        self.best = min(self.best, v["nats"])
-        self.log.write(
-            {
-                "split": "valid",
-                "step": self.step,
-                "epoch": self.step / self.steps_per_epoch,
-                **v,
-                "best_nats": self.best,
-            }
-        )
+        improved = bool(v) and v["nats"] < self.best
+        if v:
+            self.best = min(self.best, v["nats"])
+            self.log.write(
+                {
+                    "split": "valid",
+                    "step": self.step,
+                    "epoch": self.step / self.steps_per_epoch,
+                    **v,
+                    "best_nats": self.best,
+                }
+            )
         self.write_samples()
         self._save(best=improved)
         return v
@@ -396,30 +468,28 @@ class Trainer:
         try:
             while self.total_steps is None or self.step < self.total_steps:
                 t0 = time.perf_counter()
-                loss, _ = self.train_step()
+                scalars = self.train_step()
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
                 w = self.window
-                w["loss"] += loss
+                for k, v in scalars.items():
+                    w["sums"][k] = w["sums"].get(k, 0.0) + v
                 w["steps"] += 1
                 w["images"] += cfg.batch_size
                 w["seconds"] += dt
                 bar.update(1)
                 if self.step % cfg.log_every == 0:
-                    mean = w["loss"] / w["steps"]
-                    self.log.write(
-                        {
-                            "split": "train",
-                            "step": self.step,
-                            "epoch": self.step / spe,
-                            "loss": mean,
-                            "bits_per_dim": mean / math.log(2),
-                            "lr": self.lr_at(self.step - 1),
-                            "images_per_s": w["images"] / max(w["seconds"], 1e-9),
-                        }
-                    )
-                    bar.set_postfix(bpd=f"{mean / math.log(2):.4f}")
-                    self.window = {"loss": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
+                    means = {k: v / w["steps"] for k, v in w["sums"].items()}
+                    record = {"split": "train", "step": self.step, "epoch": self.step / spe}
+                    record.update(means)
+                    if self.model.nats_kind is not None:  # the loss is nats per sub-pixel
+                        record["bits_per_dim"] = means["loss"] / math.log(2)
+                    record["lr"] = self.lr_at(self.step - 1)
+                    record["images_per_s"] = w["images"] / max(w["seconds"], 1e-9)
+                    record.update(self.progress_state())
+                    self.log.write(record)
+                    bar.set_postfix(self.postfix(record))
+                    self.window = self._empty_window()
                 out_of_time = cfg.minutes is not None and self.elapsed >= 60 * cfg.minutes
                 finished = self.total_steps is not None and self.step >= self.total_steps
                 if self.step % spe == 0 or finished or out_of_time:
@@ -433,13 +503,30 @@ class Trainer:
             self.log.close()
         return {"step": self.step, "valid": last_valid, "best_valid_nats": self.best}
 
+    def postfix(self, record: dict) -> dict:
+        """What the progress bar shows after each logged window."""
+        return {"bpd": f"{record['bits_per_dim']:.4f}"}
+
     def close(self) -> None:
         distributed.teardown(self.dist)
 
 
+def trainer_class(model_name: str) -> type[Trainer]:
+    """The trainer for a model family: adversarial models need their own update."""
+    from pixelzoo.models.adversarial import AdversarialModel
+    from pixelzoo.training.adversarial import AdversarialTrainer
+
+    cls = models.get(model_name).cls
+    return AdversarialTrainer if issubclass(cls, AdversarialModel) else Trainer
+
+
 def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) a run; see :class:`Trainer`."""
-    trainer = Trainer(cfg, run_dir, resume=resume, progress=progress)
+    if resume:  # the saved model name decides, not the one on the command line
+        path = Path(run_dir) / "config.json"
+        if path.exists():
+            cfg = dataclasses.replace(cfg, model=json.loads(path.read_text())["train"]["model"])
+    trainer = trainer_class(cfg.model)(cfg, run_dir, resume=resume, progress=progress)
     try:
         return trainer.fit()
     finally:
