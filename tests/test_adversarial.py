@@ -179,7 +179,7 @@ def test_gan_samples_are_valid_images_and_seeded(name, shape, levels):
     if levels == 2:
         assert m.output == "bernoulli"
         p = m.generate(m.latent(5))
-        assert float(p.min()) >= 0 and float(p.max()) <= 1
+        assert float(p.detach().min()) >= 0 and float(p.detach().max()) <= 1
 
 
 def test_dcgan_sizes_follow_the_paper_guidelines():

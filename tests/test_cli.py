@@ -38,7 +38,8 @@ def test_train_evaluate_sample_complete(tmp_path):
     assert cfg["data"]["levels"] == 17 and list(run.glob("samples/*.png"))
 
     res = json.loads(pz("evaluate", run, "--json").stdout)
-    assert set(res) == {"nats", "bits_per_dim", "split", "images", "conditioned_on"}
+    assert set(res) == {"nats", "bits_per_dim", "split", "images", "conditioned_on", "nats_kind"}
+    assert res["nats_kind"] == "exact"
     assert res["conditioned_on"] is None
     assert res["split"] == "test" and res["images"] == 359
     assert 0 < res["bits_per_dim"] < 4.09  # log2(17): better than uniform

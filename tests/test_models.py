@@ -224,7 +224,9 @@ def test_bad_inputs_get_one_clear_sentence():
 
 
 def test_registry_errors_list_valid_choices():
-    with pytest.raises(ConfigError, match="valid names: diagonal_bilstm, gated_pixelcnn, pixelcnn"):
+    with pytest.raises(
+        ConfigError, match="valid names: dcgan, diagonal_bilstm, gated_pixelcnn, pggan"
+    ):
         models.build("pixelcnnn")
     with pytest.raises(ConfigError, match="no setting 'layers'; valid settings: blocks"):
         models.build("pixelcnn", layers=3)

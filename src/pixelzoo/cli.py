@@ -114,7 +114,9 @@ def cmd_train(args) -> int:
     else:
         print(f"step {result['step']}: a GAN has no validation likelihood; see its sample grids")
     evaluate = "" if not valid else f"pixelzoo evaluate {run_dir}; "
-    print(f"run saved in {run_dir}  (next: {evaluate}pixelzoo sample {run_dir} -n 16 --out samples.png)")
+    print(
+        f"run saved in {run_dir}  (next: {evaluate}pixelzoo sample {run_dir} -n 16 --out samples.png)"
+    )
     return 0
 
 
