@@ -132,7 +132,7 @@ def main() -> None:
                 model.eval()
                 g = torch.Generator().manual_seed(0)
                 record["sample_16_seconds"] = round(
-                    timed(lambda m=model: m.sample(16, generator=g), 1, args.device), 4
+                    timed(lambda m=model, g=g: m.sample(16, generator=g), 1, args.device), 4
                 )
             results.append(record)
             print(json.dumps(record), flush=True)
