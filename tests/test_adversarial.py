@@ -289,3 +289,19 @@ def test_gan_training_on_digits_moves_samples_towards_the_data(
     assert h1 < 0.85 * h0, (h0, h1)  # the histogram of intensities (slower for WGAN-GP)
     log = records(tmp_path / "run")
     assert {"d_loss", "g_loss", "d_grad_norm", "g_grad_norm"} <= set(log[-1])
+
+
+@pytest.mark.parametrize("name", ["dcgan", "pggan", "vae"])
+def test_baselines_train_on_the_mnist_files(tmp_path, name, bmnist_dir, mnist_dir):
+    for data_name, root, levels in (("binarized_mnist", bmnist_dir, 2), ("mnist", mnist_dir, 256)):
+        cfg = TrainConfig(
+            model=name, data=data_name, data_dir=str(root), steps=2, batch_size=8, samples=2
+        )
+        cfg.eval_batch_size = 500
+        if name == "vae":  # keep validation over 10,000 images quick
+            cfg.overrides = {"iwae_samples": 1}
+        train(cfg, tmp_path / f"{name}-{data_name}", progress=False)
+        model = load_model(tmp_path / f"{name}-{data_name}")
+        assert model.image_shape == (1, 28, 28) and model.levels == levels
+        x = model.sample(2, generator=torch.Generator().manual_seed(0))
+        assert int(x.max()) < levels
