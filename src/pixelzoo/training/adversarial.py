@@ -37,7 +37,7 @@ class AdversarialTrainer(Trainer):
             )
         if self.cfg.micro_batch:
             raise ConfigError("micro_batch applies to likelihood models; GANs take whole batches")
-        self.on_step_change()
+        self.on_step_change()  # a fresh run starts at the schedule's step 0
 
     def make_optimizers(self):
         return {
@@ -79,8 +79,6 @@ class AdversarialTrainer(Trainer):
 
     def on_step_change(self) -> None:
         """Tell the model (and its average) how many real images it has seen; new phase -> fresh Adam."""
-        if not hasattr(self, "optimizers"):  # called by the base class before set-up ends
-            return
         images = self.step * self.cfg.batch_size
         for m in (self.model, self.ema):
             if m is not None:

@@ -1,8 +1,9 @@
-"""A model-agnostic trainer: any model whose ``loss(batch)`` is a scalar to minimise.
+"""A model-agnostic trainer: any model whose ``loss(batch)`` is a scalar to minimise
+(GANs: :mod:`pixelzoo.training.adversarial` overrides the update).
 
 Features: Adam with warm-up and per-step exponential decay, gradient clipping,
-validation NLL after every epoch (for models with a likelihood), ``last``/``best`` checkpoints, exact resume,
-DDP under torchrun, a tqdm bar, scalars to ``metrics.jsonl`` and TensorBoard, a
+validation NLL after every epoch (for models with a likelihood), ``last``/``best``
+checkpoints, exact resume, DDP under torchrun, a tqdm bar, scalars to ``metrics.jsonl`` and TensorBoard, a
 sample grid per epoch, and a clean stop (last good checkpoint kept) on NaN/inf.
 
 Determinism and resume: the order of training images in epoch e is a permutation
@@ -337,7 +338,7 @@ class Trainer:
         return total
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step (of every optimizer); returns its scalars (``loss`` first)."""
+        """One training step (every optimizer steps once); returns the scalars to log."""
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(self.step)
