@@ -291,3 +291,20 @@ def test_short_run_on_binarized_mnist_learns(model, bmnist_dir, tmp_path):
         evaluate_nll(load_model(tmp_path / "run"), subset)["bits_per_dim"],
         nll / (784 * math.log(2)),
     )
+
+
+def test_evaluation_counts_every_image_once_whatever_the_batch_size():
+    # 359 digits test images: batches of 100 leave a last batch of 59. A mean of
+    # per-batch means (the known mistake) would weight those 59 images 100/59 times.
+    torch.manual_seed(0)
+    model = models.build("pixelcnn_pp", (1, 8, 8), 17).double().eval()
+    test = data.load("digits", "test")
+    with torch.no_grad():
+        per_image = -model.log_prob(test.images.long())
+    exact = float(per_image.sum()) / len(test)
+    for batch in (1, 100, 359, 1000):
+        res = evaluate_nll(model, test, batch)
+        assert res["images"] == 359
+        assert res["nats"] == pytest.approx(exact, rel=1e-12)
+    batch_means = torch.stack([c.mean() for c in per_image.split(100)]).mean()
+    assert abs(float(batch_means) - exact) > 1e-3  # the wrong average is measurably different
