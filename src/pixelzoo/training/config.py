@@ -44,8 +44,9 @@ class TrainConfig:
         amp: bfloat16 autocast for training steps (CUDA, or CPUs with AVX512-BF16,
             where it doubles PixelCNN's throughput); evaluation stays float32.
         ema: Polyak averaging (PixelCNN++ §3 uses 0.9995): keep an exponential moving
-            average of the weights, ``avg = ema * avg + (1 - ema) * w`` after every
-            step, starting from the initial weights; validation, sample grids and the
+            average of the weights, ``avg = d * avg + (1 - d) * w`` after every step t,
+            starting from the initial weights, with ``d = min(ema, (1 + t) / (10 + t))``
+            (a warm-up, so that short runs are not dominated by the initial weights); validation, sample grids and the
             checkpoints' model weights use the average (the raw weights are kept in
             the checkpoint's state for resuming). GANs average the generator only.
             None: the family's default (0.999 for PGGAN's generator, else off);

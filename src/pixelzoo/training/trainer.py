@@ -386,7 +386,14 @@ class Trainer:
 
     @torch.no_grad()
     def _update_average(self) -> None:
-        """avg <- avg + (1 - ema) (w - avg) for the averaged part; a copy of everything else."""
+        """avg <- avg + (1 - d) (w - avg) for the averaged part; a copy of everything else.
+
+        The decay warms up: after step t (from 0) it is ``d = min(ema, (1 + t) / (10 + t))``,
+        as TensorFlow's ExponentialMovingAverage with ``num_updates``. NOTE: Salimans et
+        al. and Karras et al. use the fixed decay; with it, a run of a few hundred
+        steps at 0.999 would sample from weights still two-thirds initial. From
+        t = 9,000 (0.999) or 18,000 (0.9995) on, the decay is the fixed one.
+        """
         if not hasattr(self, "_ema_pairs"):
             averaged = {id(p) for p in self.model.averaged().parameters()}
             pairs = list(zip(self.ema.parameters(), self.model.parameters(), strict=True))
@@ -396,8 +403,9 @@ class Trainer:
                 + list(zip(self.ema.buffers(), self.model.buffers(), strict=True)),
             )
         lerped, copied = self._ema_pairs
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
         if lerped:
-            torch._foreach_lerp_([a for a, _ in lerped], [w for _, w in lerped], 1 - self.cfg.ema)
+            torch._foreach_lerp_([a for a, _ in lerped], [w for _, w in lerped], 1 - decay)
         for a, w in copied:
             a.copy_(w)
 
