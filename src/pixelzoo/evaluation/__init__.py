@@ -6,5 +6,6 @@ from pixelzoo.evaluation.receptive_field import (
     plot_receptive_fields,
     receptive_field,
 )
+from pixelzoo.evaluation.swd import swd
 
-__all__ = ["ReceptiveField", "evaluate_nll", "plot_receptive_fields", "receptive_field"]
+__all__ = ["ReceptiveField", "evaluate_nll", "plot_receptive_fields", "receptive_field", "swd"]
