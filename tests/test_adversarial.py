@@ -161,7 +161,7 @@ def test_gans_have_no_likelihood_and_one_sampler():
         m = models.build(name, (1, 8, 8), 17)
         with pytest.raises(ConfigError, match="annealed importance sampling"):
             m.log_prob(torch.zeros(1, 1, 8, 8, dtype=torch.long))
-        with pytest.raises(ConfigError, match="one generator pass"):
+        with pytest.raises(ConfigError, match="one network pass"):
             m.sample(2, sampler="naive")
         assert m.nats_kind is None
 

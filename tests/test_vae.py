@@ -105,7 +105,7 @@ def test_colour_vae_and_errors():
     assert model.log_prob(x, k=2).shape == (2,)
     with pytest.raises(ConfigError, match="bernoulli"):
         models.build("vae", (1, 8, 8), 17, decoder="bernoulli")
-    with pytest.raises(ConfigError, match="one decoder pass"):
+    with pytest.raises(ConfigError, match="one network pass"):
         model.sample(1, sampler="cached")
 
 

@@ -111,23 +111,8 @@ class AdversarialModel(GenerativeModel):
         k = self.levels - 1
         return torch.round((out.float().clamp(-1, 1) + 1) * (k / 2)).long()
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        cond=None,
-        generator: torch.Generator | None = None,
-        *,
-        progress: bool = False,
-        sampler: str = "auto",
-    ) -> torch.Tensor:
-        """``n`` integer images in one generator pass (``sampler`` only applies to AR models)."""
-        self.check_cond(cond, n)
-        if sampler != "auto":
-            raise ConfigError(
-                f"{self.registry_name} draws a sample in one generator pass; "
-                f"sampler={sampler!r} applies to autoregressive models only"
-            )
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` integer images: z ~ N(0, I), then G(z) through the observation model."""
         return self.observe(self.generate(self.latent(n, generator)), generator)
 
     def log_prob(self, x, cond=None):

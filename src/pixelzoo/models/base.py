@@ -184,8 +184,31 @@ class GenerativeModel(nn.Module):
         """The floating-point type of the weights."""
         return next(self.parameters()).dtype
 
-    def sample(self, n: int, cond=None, generator: torch.Generator | None = None, **kwargs):
-        """``n`` integer images ``[n, C, H, W]``, seeded by ``generator``."""
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        cond=None,
+        generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
+        sampler: str = "auto",
+    ) -> torch.Tensor:
+        """``n`` integer images ``[n, C, H, W]`` drawn in one network pass (:meth:`draw`).
+
+        Autoregressive models override this with their samplers; ``sampler`` only
+        has a choice there.
+        """
+        self.check_cond(cond, n)
+        if sampler != "auto":
+            raise ConfigError(
+                f"{self.registry_name} draws a sample in one network pass; "
+                f"sampler={sampler!r} applies to autoregressive models only"
+            )
+        return self.draw(n, generator)
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` integer images from one pass of the model (latent-variable models)."""
         raise NotImplementedError
 
     def log_prob(self, x: torch.Tensor, cond=None) -> torch.Tensor:

@@ -190,7 +190,9 @@ class VAE(GenerativeModel):
         return torch.logsumexp(w, 0) - math.log(k)
 
     # ------------------------------------------------------------------ sampling
-    def draw(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def observe(
+        self, params: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Integer images from decoder parameters ``[B, P, H, W]``, every pixel independently."""
         b, p, h, w = params.shape
         c = self.image_shape[0]
@@ -205,22 +207,7 @@ class VAE(GenerativeModel):
             )
         return pix.reshape(b, h, w, c).permute(0, 3, 1, 2).contiguous()
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        cond=None,
-        generator: torch.Generator | None = None,
-        *,
-        progress: bool = False,
-        sampler: str = "auto",
-    ) -> torch.Tensor:
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images: z ~ p(z), then x ~ p(x | z) (one decoder pass)."""
-        self.check_cond(cond, n)
-        if sampler != "auto":
-            raise ConfigError(
-                f"vae draws a sample in one decoder pass; sampler={sampler!r} applies to "
-                f"autoregressive models only"
-            )
         z = torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
-        return self.draw(self.decode(z), generator)
+        return self.observe(self.decode(z), generator)
