@@ -211,6 +211,8 @@ def test_gan_and_vae_runs(tmp_path):
     bad = pz("evaluate", gan, check=False)
     assert bad.returncode == 2 and "annealed importance sampling" in bad.stderr
     assert "Traceback" not in bad.stderr
+    bad = pz("complete", gan, "--rows", "4", "--out", tmp_path / "c.png", check=False)
+    assert bad.returncode == 2 and "autoregressive" in bad.stderr
 
     vae = tmp_path / "vae"
     out = pz("train", "--model", "vae", "--out", vae, "--steps", "25", "--no-progress")

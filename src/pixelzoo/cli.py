@@ -219,6 +219,11 @@ def cmd_reconstruct(args) -> int:
 
 def cmd_complete(args) -> int:
     model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+    if not isinstance(model, models.AutoregressiveModel):
+        raise ConfigError(
+            f"{model.registry_name} cannot complete images: completion samples the missing "
+            f"rows given the kept ones, which needs an autoregressive model"
+        )
     split = _run_split(args, model)
     n = min(args.n, len(split))
     originals, labels = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
