@@ -1,5 +1,6 @@
 """Measurements of trained models."""
 
+from pixelzoo.evaluation.msssim import ms_ssim, ms_ssim_diversity
 from pixelzoo.evaluation.nll import evaluate_nll
 from pixelzoo.evaluation.receptive_field import (
     ReceptiveField,
@@ -8,4 +9,12 @@ from pixelzoo.evaluation.receptive_field import (
 )
 from pixelzoo.evaluation.swd import swd
 
-__all__ = ["ReceptiveField", "evaluate_nll", "plot_receptive_fields", "receptive_field", "swd"]
+__all__ = [
+    "ReceptiveField",
+    "evaluate_nll",
+    "ms_ssim",
+    "ms_ssim_diversity",
+    "plot_receptive_fields",
+    "receptive_field",
+    "swd",
+]
