@@ -1,5 +1,6 @@
 """Measurements of trained models."""
 
+from pixelzoo.evaluation.features import feature_metrics
 from pixelzoo.evaluation.msssim import ms_ssim, ms_ssim_diversity
 from pixelzoo.evaluation.nll import evaluate_nll
 from pixelzoo.evaluation.receptive_field import (
@@ -12,6 +13,7 @@ from pixelzoo.evaluation.swd import swd
 __all__ = [
     "ReceptiveField",
     "evaluate_nll",
+    "feature_metrics",
     "ms_ssim",
     "ms_ssim_diversity",
     "plot_receptive_fields",
