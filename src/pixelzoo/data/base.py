@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pixelzoo.errors import DataError
+from pixelzoo.errors import DataError, InputError
 
 
 @dataclass
@@ -115,3 +115,10 @@ def split_indices(n: int, fractions: tuple[float, float], seed: int = 0):
         "valid": perm[n_test : n_test + n_valid].sort().values,
         "train": perm[n_test + n_valid :].sort().values,
     }
+
+
+def check_image_set(x, name: str) -> None:
+    """Raise :class:`InputError` unless ``x`` is a batch of integer images ``[N, C, H, W]``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.is_floating_point():
+        what = f"{x.dtype} {list(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InputError(f"{name} must be integer images [N, C, H, W], got {what}")

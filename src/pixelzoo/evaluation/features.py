@@ -26,7 +26,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from pixelzoo.data.base import to_unit
+from pixelzoo.data.base import check_image_set, to_unit
 from pixelzoo.errors import InputError
 
 
@@ -68,10 +68,7 @@ def feature_metrics(
     set's size.
     """
     for name, t in (("real", real), ("fake", fake)):
-        if t.dim() != 4 or t.is_floating_point():
-            raise InputError(
-                f"{name} must be integer images [N, C, H, W], got {t.dtype} {list(t.shape)}"
-            )
+        check_image_set(t, name)
         if len(t) < 2:
             raise InputError(f"{name} needs at least 2 images, got {len(t)}")
     was_training = net.training

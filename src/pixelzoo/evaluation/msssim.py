@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
+from pixelzoo.data.base import check_image_set
 from pixelzoo.errors import InputError
 
 WANG_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -50,15 +51,10 @@ def ms_ssim_settings(height: int, width: int) -> dict:
     raise InputError(f"ms-ssim: images of {height}x{width} are too small (at least 4x4)")
 
 
-def _check(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.is_floating_point():
-        raise InputError(f"ms-ssim: {name} must be integer images [N, C, H, W]")
-
-
 def ms_ssim(a: torch.Tensor, b: torch.Tensor, levels: int) -> torch.Tensor:
     """MS-SSIM of each pair ``(a[i], b[i])`` of integer images, ``[N]`` (float64)."""
-    _check(a, "a")
-    _check(b, "b")
+    check_image_set(a, "ms-ssim: a")
+    check_image_set(b, "ms-ssim: b")
     if a.shape != b.shape:
         raise InputError(f"ms-ssim: shapes differ, {list(a.shape)} and {list(b.shape)}")
     s = ms_ssim_settings(*a.shape[-2:])
@@ -80,7 +76,7 @@ def ms_ssim_diversity(
 
     Returns ``{"ms_ssim": mean, "pairs": pairs, "settings": ms_ssim_settings(...)}``.
     """
-    _check(images, "images")
+    check_image_set(images, "ms-ssim: images")
     n = len(images)
     if n < 2:
         raise InputError(f"ms-ssim diversity needs at least 2 images, got {n}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pixelzoo.data.base import to_unit
+from pixelzoo.data.base import check_image_set, to_unit
 from pixelzoo.errors import InputError
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
@@ -89,11 +89,8 @@ def swd(
     "resolutions": [...]}``. Patch positions and directions come from ``seed``,
     so the same two sets always give the same number, and a set against itself 0.
     """
-    for name, t in (("x", x), ("y", y)):
-        if t.dim() != 4 or t.is_floating_point():
-            raise InputError(
-                f"swd: {name} must be integer images [N, C, H, W], got {t.dtype} {list(t.shape)}"
-            )
+    check_image_set(x, "swd: x")
+    check_image_set(y, "swd: y")
     if x.shape != y.shape:
         raise InputError(
             f"swd: both sets need the same shape, got {list(x.shape)} and {list(y.shape)}"
