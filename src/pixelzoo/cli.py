@@ -7,6 +7,7 @@
     pixelzoo reconstruct RUN -n 8 --samples 4 --out r.png     auto-encoder: decodings of codes
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
+    pixelzoo train-evaluator --data mnist --out EVAL          the classifier behind FID and modes
     pixelzoo models | pixelzoo datasets                       what is available
 
 Errors caused by input are printed as one sentence (``error: ...``), exit status 2.
@@ -116,6 +117,35 @@ def cmd_train(args) -> int:
     evaluate = "" if not valid else f"pixelzoo evaluate {run_dir}; "
     print(
         f"run saved in {run_dir}  (next: {evaluate}pixelzoo sample {run_dir} -n 16 --out samples.png)"
+    )
+    return 0
+
+
+def cmd_train_evaluator(args) -> int:
+    from pixelzoo.evaluation.classifier import EvaluatorTraining, train_evaluator
+
+    options = {}
+    for pair in args.set:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.startswith("data."):
+            raise ConfigError(f"--set here takes data.OPTION=VALUE, got {pair!r}")
+        options[key[5:]] = _parse_value(text)
+    datasets.options(args.data)  # an unknown dataset fails before anything is written
+    cfg = EvaluatorTraining(
+        data=args.data,
+        data_dir=args.data_dir,
+        data_options=options,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    run_dir = Path(args.out or f"runs/evaluator-{args.data}")
+    print(f"training the evaluator classifier in {run_dir}", file=sys.stderr)
+    result = train_evaluator(cfg, run_dir, progress=not args.no_progress)
+    print(
+        f"evaluator saved in {run_dir}: valid accuracy {result['valid_accuracy']:.4f}, "
+        f"test accuracy {result['test_accuracy']:.4f}"
     )
     return 0
 
@@ -386,6 +416,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    v = sub.add_parser(
+        "train-evaluator",
+        help="train the classifier behind FID/KID/IS and mode counts on labelled digit-like data",
+        formatter_class=fmt,
+    )
+    v.add_argument("--data", default="digits", help="a labelled dataset: digits, mnist, ...")
+    v.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    v.add_argument("--out", default=None, help="run folder (default: runs/evaluator-DATA)")
+    v.add_argument(
+        "--epochs", type=positive_int, default=None, help="default: 40 on digits, else 4"
+    )
+    v.add_argument("--batch-size", type=positive_int, default=128)
+    v.add_argument("--lr", type=float, default=1e-3)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="data.OPTION=VALUE",
+        help="a dataset option, e.g. data.binarize=dynamic for binary MNIST",
+    )
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_train_evaluator)
 
     def run_args(q):
         q.add_argument("run", metavar="RUN_DIR")

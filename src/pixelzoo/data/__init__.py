@@ -14,12 +14,14 @@ from pixelzoo.data.cifar10 import load_cifar10
 from pixelzoo.data.digits import load_digits
 from pixelzoo.data.folder import load_folder
 from pixelzoo.data.mnist import load_binarized_mnist, load_mnist
+from pixelzoo.data.stacked import load_stacked_mnist
 from pixelzoo.errors import ConfigError
 
 _LOADERS = {
     "digits": load_digits,
     "binarized_mnist": load_binarized_mnist,
     "mnist": load_mnist,
+    "stacked_mnist": load_stacked_mnist,
     "cifar10": load_cifar10,
     "folder": load_folder,
 }

@@ -26,6 +26,10 @@ def read_config(run_dir) -> dict:
 def load_model(run_dir, which: str = "best", device: str = "cpu"):
     """The run's model with weights from checkpoint ``which`` ("best" falls back to "last")."""
     cfg = read_config(run_dir)
+    if cfg.get("kind") == "evaluator":
+        raise CheckpointError(
+            f"{run_dir} is an evaluator classifier (pixelzoo train-evaluator), not a generative model"
+        )
     spec = cfg["model"]
     model = models.build(spec["name"], spec["image_shape"], spec["levels"], **spec["config"])
     root = Path(run_dir) / "checkpoints"

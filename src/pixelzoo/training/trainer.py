@@ -452,6 +452,7 @@ class Trainer:
                     "split": "valid",
                     "step": self.step,
                     "epoch": self.step / self.steps_per_epoch,
+                    "train_seconds": self.elapsed,
                     **v,
                     "best_nats": self.best,
                 }
@@ -490,6 +491,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     means = {k: v / w["steps"] for k, v in w["sums"].items()}
                     record = {"split": "train", "step": self.step, "epoch": self.step / spe}
+                    record["train_seconds"] = self.elapsed  # training-step time, across resumes
                     record.update(means)
                     if self.model.nats_kind is not None:  # the loss is nats per sub-pixel
                         record["bits_per_dim"] = means["loss"] / math.log(2)
