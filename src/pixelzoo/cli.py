@@ -8,6 +8,7 @@
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
     pixelzoo train-evaluator --data mnist --out EVAL          the classifier behind FID and modes
+    pixelzoo compare RUN... --evaluator EVAL --out REPORT     the comparison report (--quick: all on digits)
     pixelzoo models | pixelzoo datasets                       what is available
 
 Errors caused by input are printed as one sentence (``error: ...``), exit status 2.
@@ -148,6 +149,34 @@ def cmd_train_evaluator(args) -> int:
         f"test accuracy {result['test_accuracy']:.4f}"
     )
     return 0
+
+
+def cmd_compare(args) -> int:
+    from pixelzoo.evaluation.ais import AISConfig
+    from pixelzoo.report import MeasureConfig, compare, quick
+
+    out = Path(args.out or f"reports/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.quick:
+        if args.runs:
+            raise ConfigError("--quick trains its own runs; give either run folders or --quick")
+        result = quick(out, progress=not args.no_progress)
+    else:
+        cfg = MeasureConfig(
+            samples=args.samples,
+            nll_images=args.nll_images,
+            ais=not args.no_ais,
+            ais_images=args.ais_images,
+            ais_config=AISConfig(steps=args.ais_steps, chains=args.ais_chains),
+            naive_timing=not args.no_naive_timing,
+            seed=args.seed,
+        )
+        cfg.ais_config.validate()
+        result = compare(
+            args.runs, out, evaluator_dir=args.evaluator, cfg=cfg, progress=not args.no_progress
+        )
+    print(f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.jsonl'}")
+    print((out / "report.md").read_text().split("## Reading")[0].split("\n\n", 1)[-1].strip())
+    return 0 if result["records"] else 1
 
 
 def cmd_evaluate(args) -> int:
@@ -440,6 +469,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_train_evaluator)
+
+    cp = sub.add_parser(
+        "compare",
+        help="measure runs side by side and write report.html/report.md/metrics.jsonl",
+        formatter_class=fmt,
+    )
+    cp.add_argument("runs", nargs="*", metavar="RUN_DIR", help="trained runs on one dataset")
+    cp.add_argument("--out", default=None, help="report folder (default: reports/compare-TIME)")
+    cp.add_argument(
+        "--quick",
+        action="store_true",
+        help="train PixelCNN, Gated PixelCNN, PixelCNN++, DCGAN and VAE on the digits, then compare",
+    )
+    cp.add_argument(
+        "--evaluator",
+        default=None,
+        metavar="EVAL_DIR",
+        help="a pixelzoo train-evaluator run: FID, KID, IS and modes",
+    )
+    cp.add_argument(
+        "--samples", type=positive_int, default=1000, help="images for the sample metrics"
+    )
+    cp.add_argument(
+        "--nll-images",
+        type=positive_int,
+        default=None,
+        help="test images for the NLL (default: all)",
+    )
+    cp.add_argument("--no-ais", action="store_true", help="skip AIS for GANs and VAEs")
+    cp.add_argument("--ais-images", type=positive_int, default=100)
+    cp.add_argument("--ais-steps", type=positive_int, default=500)
+    cp.add_argument("--ais-chains", type=positive_int, default=8)
+    cp.add_argument(
+        "--no-naive-timing",
+        action="store_true",
+        help="do not time the naive sampler of models with a cached one",
+    )
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cp.set_defaults(func=cmd_compare)
 
     def run_args(q):
         q.add_argument("run", metavar="RUN_DIR")

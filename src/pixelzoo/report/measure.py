@@ -1,0 +1,252 @@
+"""Every measurement of one run (or of the data itself), as one flat record.
+
+:func:`measure_run` loads a trained run and measures, on the test split of its
+dataset: the NLL (exact, the VAE's IWAE bound, or an AIS estimate for GANs),
+the AIS estimate and BDMC gap for decoder models, FID / KID / IS on the
+evaluator's features, MS-SSIM diversity, SWD, mode count and KL to uniform,
+the closest pair among the samples, the time to draw 16 samples (cached and
+naive for autoregressive models), and the training record (parameters, training
+time and throughput, the validation curve). :func:`measure_data` gives the same
+sample metrics for held-out real images: the row every model is read against.
+Image files (sample grid, closest pairs, receptive field) are written to ``out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pixelzoo.errors import ConfigError, InputError
+from pixelzoo.evaluation.ais import AISConfig, ais_log_prob, bdmc, decoder_of
+from pixelzoo.evaluation.features import feature_metrics
+from pixelzoo.evaluation.modes import count_modes, nearest_pairs, save_pairs
+from pixelzoo.evaluation.msssim import ms_ssim_diversity
+from pixelzoo.evaluation.nll import bits_per_dim, evaluate_nll
+from pixelzoo.evaluation.swd import swd
+from pixelzoo.training.logging import read_metrics
+from pixelzoo.training.run import load_model, load_split, read_config
+from pixelzoo.utils.images import save_grid
+
+# The keys of every record, in the order of metrics.jsonl (null where a metric does not apply).
+KEYS = (
+    "model", "run", "params", "train_seconds", "train_images_per_s", "steps",
+    "nats", "nats_kind", "bits_per_dim", "nll_images", "iwae_nats", "ais_nats", "ais_images",
+    "bdmc_gap", "fid", "kid", "kid_std", "inception_score", "ms_ssim", "swd", "modes",
+    "num_modes", "kl_to_uniform", "closest_pair", "sample_seconds", "sample_seconds_naive",
+    "samples",
+)  # fmt: skip
+
+
+@dataclass
+class MeasureConfig:
+    """How much to measure.
+
+    Args:
+        samples: generated (and real test) images for the sample metrics.
+        nll_images: test images for the NLL (None: the whole test split).
+        ais: run AIS (and BDMC) for GANs and VAEs.
+        ais_images: test images AIS is run on; ``bdmc_images`` simulated images.
+        ais_config: AIS settings (steps, chains, leapfrog...).
+        gan_eps / gan_sigma: the GAN observation model (Bernoulli flip noise, or the
+            discretized Gaussian's standard deviation), see ``evaluation/ais.py``.
+        naive_timing: also time the naive sampler of autoregressive models that have
+            a cached one.
+        seed: every random draw (samples, AIS, KID subsets) comes from it.
+    """
+
+    samples: int = 1000
+    nll_images: int | None = None
+    ais: bool = True
+    ais_images: int = 100
+    bdmc_images: int = 16
+    ais_config: AISConfig = field(
+        default_factory=lambda: AISConfig(steps=500, chains=8, leapfrog=10)
+    )
+    gan_eps: float = 1e-3
+    gan_sigma: float = 0.1
+    naive_timing: bool = True
+    seed: int = 0
+
+
+def _first(ds, n: int | None):
+    if n is None or n >= len(ds):
+        return ds
+    labels = None if ds.labels is None else ds.labels[:n]
+    return dataclasses.replace(ds, images=ds.images[:n], labels=labels)
+
+
+def _images(ds, n: int) -> torch.Tensor:
+    return ds.get_batch(torch.arange(min(n, len(ds))), generator=torch.Generator().manual_seed(0))[
+        0
+    ]
+
+
+def _cond_for(model, n: int):
+    """Labels cycling through the classes for class-conditional models (samples of p(x) = mean_y p(x|y))."""
+    if model.cond_kind == "class":
+        return torch.arange(n) % model.num_classes
+    if model.cond_kind is not None:
+        raise ConfigError(
+            f"compare draws unconditional samples; {model.registry_name} is conditioned on "
+            f"{model.cond_kind}s"
+        )
+    return None
+
+
+def _timed_sample(model, n: int, g, sampler: str = "auto") -> tuple[torch.Tensor, float]:
+    t0 = time.perf_counter()
+    x = model.sample(n, _cond_for(model, n), generator=g, sampler=sampler)
+    return x, time.perf_counter() - t0
+
+
+def sample_metrics(
+    fake: torch.Tensor, real: torch.Tensor, levels: int, evaluator, out: Path, name: str, seed: int
+) -> dict:
+    """FID/KID/IS, MS-SSIM, SWD, modes and the closest pair of ``fake`` against ``real``."""
+    n = min(len(fake), len(real))
+    fake, real = fake[:n], real[:n]
+    rec: dict = {"samples": n}
+    if evaluator is not None:
+        rec.update(feature_metrics(evaluator, real, fake, levels, seed=seed))
+        modes = count_modes(evaluator, fake, levels)
+        rec.update(
+            modes=modes["modes"], num_modes=modes["num_modes"], kl_to_uniform=modes["kl_to_uniform"]
+        )
+    rec["ms_ssim"] = ms_ssim_diversity(fake, levels, seed=seed)["ms_ssim"]
+    rec["swd"] = swd(real, fake, levels, seed=seed)["mean"]
+    pairs = nearest_pairs(fake, levels, k=8)
+    rec["closest_pair"] = pairs[0][2]
+    save_pairs(fake, pairs, levels, out / f"{name}-pairs.png")
+    save_grid(fake[:64], levels, out / f"{name}-samples.png", nrow=8)
+    return rec
+
+
+def training_record(run_dir) -> dict:
+    """Parameters aside, what the run's config and metrics.jsonl say about its training."""
+    cfg = read_config(run_dir)
+    try:
+        records = read_metrics(run_dir)
+    except FileNotFoundError:
+        records = []
+    train = [r for r in records if r.get("split") == "train"]
+    valid = [r for r in records if r.get("split") == "valid" and "nats" in r]
+    seconds = max((r.get("train_seconds") or 0.0 for r in records), default=0.0)
+    steps = max((r["step"] for r in train), default=0)
+    batch = cfg["train"]["batch_size"]
+    return {
+        "steps": steps,
+        "train_seconds": seconds or None,
+        "train_images_per_s": steps * batch / seconds if seconds else None,
+        "curve_train": [(r.get("train_seconds"), r) for r in train],
+        "curve_valid": [(r.get("train_seconds"), r["nats"]) for r in valid],
+    }
+
+
+def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=None) -> dict:
+    """Every measurement of the trained run ``run_dir`` (see the module docstring)."""
+    say = progress or (lambda msg: None)
+    run_dir = Path(run_dir)
+    model = load_model(run_dir)
+    name = run_dir.name
+    spec = read_config(run_dir)["model"]
+    test = load_split(run_dir, "test")
+    g = torch.Generator().manual_seed(cfg.seed)
+    rec: dict = dict.fromkeys(KEYS)
+    rec.update(model=spec["name"], run=str(run_dir), label=name)
+    rec["params"] = sum(p.numel() for p in model.parameters())
+    rec.update({k: v for k, v in training_record(run_dir).items()})
+    dims = model.dims
+
+    say(f"{name}: likelihood")
+    if model.nats_kind is not None:
+        nll = evaluate_nll(model, _first(test, cfg.nll_images))
+        rec.update(nats=nll["nats"], nats_kind=nll["nats_kind"], nll_images=nll["images"])
+        if nll["nats_kind"] == "bound":
+            rec["iwae_nats"] = nll["nats"]
+    if cfg.ais and model.nats_kind != "exact":
+        decoder = decoder_of(
+            model,
+            **({"eps": cfg.gan_eps, "sigma": cfg.gan_sigma} if model.nats_kind is None else {}),
+        )
+        x = _images(test, cfg.ais_images)
+        est = ais_log_prob(decoder, x, cfg.ais_config, generator=g)
+        rec["ais_nats"], rec["ais_images"] = -float(est["log_prob"].mean()), len(x)
+        rec["bdmc_gap"] = bdmc(decoder, cfg.bdmc_images, cfg.ais_config, generator=g)["gap"]
+        rec["observation"] = decoder.describe()
+        if rec["nats"] is None:
+            rec.update(nats=rec["ais_nats"], nats_kind="ais", nll_images=len(x))
+    if rec["nats"] is not None:
+        rec["bits_per_dim"] = bits_per_dim(rec["nats"], dims)
+
+    say(f"{name}: {cfg.samples} samples")
+    fake, _ = _timed_sample(model, cfg.samples, g)
+    _, rec["sample_seconds"] = _timed_sample(model, 16, torch.Generator().manual_seed(cfg.seed))
+    if cfg.naive_timing and spec["name"] in _cached_models():
+        _, rec["sample_seconds_naive"] = _timed_sample(
+            model, 16, torch.Generator().manual_seed(cfg.seed), sampler="naive"
+        )
+    say(f"{name}: sample metrics")
+    real = _images(test, cfg.samples)
+    rec.update(sample_metrics(fake, real, model.levels, evaluator, out, name, cfg.seed))
+    if model.nats_kind == "exact":
+        from pixelzoo.evaluation.receptive_field import plot_receptive_fields, receptive_field
+
+        plot_receptive_fields(
+            {name: receptive_field(model.float())}, out / f"{name}-receptive-field.png"
+        )
+    return rec
+
+
+def measure_data(run_dir, out: Path, evaluator, cfg: MeasureConfig) -> dict:
+    """The sample metrics of held-out real images: training images against the test images."""
+    train, test = load_split(run_dir, "train"), load_split(run_dir, "test")
+    n = min(cfg.samples, len(train), len(test))
+    rec: dict = dict.fromkeys(KEYS)
+    rec.update(model="data", run=None, label=f"data ({train.name} train vs test)")
+    rec.update(
+        sample_metrics(
+            _images(train, n), _images(test, n), test.levels, evaluator, out, "data", cfg.seed
+        )
+    )
+    return rec
+
+
+def check_comparable(run_dirs) -> dict:
+    """The dataset every run was trained on; one sentence if they differ."""
+    seen = {}
+    for run in run_dirs:
+        cfg = read_config(run)
+        if cfg.get("kind") == "evaluator":
+            raise InputError(f"{run} is an evaluator; pass it as --evaluator, not as a run")
+        t = cfg["train"]
+        key = (t["data"], tuple(cfg["model"]["image_shape"]), cfg["model"]["levels"])
+        seen.setdefault(key, []).append(str(run))
+    if len(seen) > 1:
+        desc = "; ".join(
+            f"{', '.join(r)} on {k[0]} {list(k[1])} with {k[2]} levels" for k, r in seen.items()
+        )
+        raise InputError(f"compare needs runs on one dataset, got {desc}")
+    data, shape, levels = next(iter(seen))
+    return {"data": data, "image_shape": shape, "levels": levels}
+
+
+def _cached_models() -> set:
+    from pixelzoo.sampling.cached import STEPPERS
+
+    return set(STEPPERS)
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for a table: '-' for None, thousands separators for large ones."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits + 1}g}"

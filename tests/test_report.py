@@ -1,0 +1,204 @@
+"""The comparison report: every metric in metrics.jsonl, the tables, and report.html in a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pixelzoo.cli import main
+from pixelzoo.evaluation.ais import AISConfig
+from pixelzoo.evaluation.classifier import EvaluatorTraining, train_evaluator
+from pixelzoo.report import KEYS, MeasureConfig, compare
+from pixelzoo.training import TrainConfig, train
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three quickly trained digit runs (exact, bound, GAN) and an evaluator."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, sets in (("pixelcnn", {"blocks": 1}), ("dcgan", {}), ("vae", {})):
+        cfg = TrainConfig(
+            model=name, data="digits", steps=40, overrides=sets, samples=0, log_every=10
+        )
+        train(cfg, root / name, progress=False)
+    train_evaluator(EvaluatorTraining(data="digits", epochs=3), root / "evaluator", progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    cfg = MeasureConfig(
+        samples=48,
+        ais_images=6,
+        bdmc_images=4,
+        ais_config=AISConfig(steps=20, chains=2, leapfrog=3),
+    )
+    result = compare(
+        [runs / "pixelcnn", runs / "dcgan", runs / "vae"],
+        out,
+        evaluator_dir=runs / "evaluator",
+        cfg=cfg,
+        progress=False,
+    )
+    return out, result["records"]
+
+
+def test_metrics_jsonl_has_one_record_a_model_with_every_key(report):
+    out, _ = report
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["model"] for r in rows] == ["data", "pixelcnn", "dcgan", "vae"]
+    for r in rows:
+        assert set(KEYS) <= set(r)
+    data, pixelcnn, dcgan, vae = rows
+    assert (
+        pixelcnn["nats_kind"] == "exact"
+        and dcgan["nats_kind"] == "ais"
+        and vae["nats_kind"] == "bound"
+    )
+    assert (
+        pixelcnn["ais_nats"] is None and data["nats"] is None
+    )  # null where a metric does not apply
+    assert dcgan["nats"] == dcgan["ais_nats"] and vae["iwae_nats"] == vae["nats"]
+    for r in (pixelcnn, dcgan, vae):
+        assert r["bits_per_dim"] == pytest.approx(r["nats"] / (64 * 0.6931471805599453))
+        assert r["nats"] > 0 and r["fid"] > 0 and r["sample_seconds"] > 0 and r["params"] > 0
+        assert 0 < r["ms_ssim"] <= 1 and r["swd"] > 0 and 1 <= r["modes"] <= 10
+        assert r["train_seconds"] > 0 and r["steps"] == 40
+    assert pixelcnn["sample_seconds_naive"] > 0 and dcgan["sample_seconds_naive"] is None
+    # The exact NLL in the report is the one `pixelzoo evaluate` gives.
+    from pixelzoo.evaluation import evaluate_nll
+    from pixelzoo.training import load_model, load_split
+
+    run = Path(pixelcnn["run"])
+    assert pixelcnn["nats"] == pytest.approx(
+        evaluate_nll(load_model(run), load_split(run, "test"))["nats"]
+    )
+
+
+def test_report_md_has_the_table_the_reading_and_every_image(report):
+    out, records = report
+    md = (out / "report.md").read_text()
+    assert "| model | params |" in md and "## Reading" in md
+    assert md.count("\n| ") == 1 + 1 + len(records)  # header, separator, a row per record
+    for name in (
+        "curves.png",
+        "pixelcnn-samples.png",
+        "dcgan-pairs.png",
+        "pixelcnn-receptive-field.png",
+    ):
+        assert f"]({name})" in md and (out / name).stat().st_size > 0
+    assert "AIS" in md and "exact likelihood: pixelcnn" in md
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_report_html_renders_in_headless_chromium_with_every_image_loaded(report):
+    sync_playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is a test dependency"
+    ).sync_playwright
+    out, records = report
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        try:
+            page = browser.new_page()
+            errors, failed = [], []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto((out / "report.html").as_uri())
+            page.wait_for_load_state("load")
+            images = page.evaluate(
+                "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
+            )
+            rows = page.locator("table tbody tr").count()
+            first_cells = page.locator("table tbody tr td:first-child").all_inner_texts()
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    assert errors == [] and failed == []
+    assert len(images) >= 1 + 2 * len(records) and all(ok for _, ok in images), images
+    assert rows == len(records) and first_cells[1:] == ["pixelcnn", "dcgan", "vae"]
+    assert len(shot) > 10_000  # a rendered page, not a blank one
+
+
+def test_compare_cli_errors_are_one_sentence(runs, tmp_path, capsys):
+    assert main(["compare", "--out", str(tmp_path / "r")]) == 2
+    assert "at least one run" in capsys.readouterr().err
+    assert main(["compare", str(runs / "evaluator"), "--out", str(tmp_path / "r")]) == 2
+    assert "--evaluator" in capsys.readouterr().err
+    other = tmp_path / "bm"  # a run on another dataset: only its config is read before the error
+    shutil.copytree(runs / "vae", other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["train"]["data"], cfg["model"]["image_shape"], cfg["model"]["levels"] = (
+        "binarized_mnist",
+        [1, 28, 28],
+        2,
+    )
+    (other / "config.json").write_text(json.dumps(cfg))
+    assert main(["compare", str(runs / "vae"), str(other), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "one dataset" in err and "binarized_mnist" in err and err.count("\n") == 1
+    assert (
+        main(
+            [
+                "compare",
+                str(other),
+                "--evaluator",
+                str(runs / "evaluator"),
+                "--no-ais",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert "evaluator classifies images [1, 8, 8]" in capsys.readouterr().err
+    assert main(["compare", str(runs / "vae"), "--quick", "--out", str(tmp_path / "r")]) == 2
+
+
+def test_compare_cli_writes_the_report(runs, tmp_path, capsys):
+    rc = main(
+        [
+            "compare",
+            str(runs / "vae"),
+            "--no-ais",
+            "--samples",
+            "32",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert rc == 0
+    assert "| vae |" in capsys.readouterr().out
+    rec = [
+        json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    ][-1]
+    assert rec["ais_nats"] is None and rec["fid"] is None and rec["nats_kind"] == "bound"
+
+
+@pytest.mark.slow
+def test_compare_quick_on_the_digits(tmp_path):
+    assert main(["compare", "--quick", "--no-progress", "--out", str(tmp_path / "q")]) == 0
+    rows = [
+        json.loads(line) for line in (tmp_path / "q" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["model"] for r in rows] == [
+        "data",
+        "pixelcnn",
+        "gated_pixelcnn",
+        "pixelcnn_pp",
+        "dcgan",
+        "vae",
+    ]
+    assert all(r["nats"] > 0 and r["fid"] > 0 for r in rows[1:])
+    assert (tmp_path / "q" / "report.html").exists()
