@@ -172,7 +172,12 @@ def cmd_compare(args) -> int:
         )
         cfg.ais_config.validate()
         result = compare(
-            args.runs, out, evaluator_dir=args.evaluator, cfg=cfg, progress=not args.no_progress
+            args.runs,
+            out,
+            evaluator_dir=args.evaluator,
+            inception=args.inception,
+            cfg=cfg,
+            progress=not args.no_progress,
         )
     print(f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.jsonl'}")
     print((out / "report.md").read_text().split("## Reading")[0].split("\n\n", 1)[-1].strip())

@@ -61,21 +61,34 @@ def compare(
     out,
     *,
     evaluator_dir=None,
+    inception=None,
     cfg: MeasureConfig | None = None,
     progress: bool = True,
     title: str | None = None,
     notes: list[str] | None = None,
 ) -> dict:
-    """Measure every run in ``run_dirs`` and write the report into ``out``; returns the records."""
+    """Measure every run in ``run_dirs`` and write the report into ``out``; returns the records.
+
+    The feature network of FID / KID / IS is the evaluator classifier in
+    ``evaluator_dir`` (digit-like data; it also counts modes) or Inception-v3 with
+    the weights file ``inception`` (natural images); with neither, those metrics
+    are left out.
+    """
     cfg = cfg or MeasureConfig()
     run_dirs = [Path(r) for r in run_dirs]
     if not run_dirs:
         raise InputError("compare needs at least one run folder (or --quick)")
     data = check_comparable(run_dirs)
     evaluator = None
+    if evaluator_dir is not None and inception is not None:
+        raise InputError("give one feature network: --evaluator or --inception, not both")
     if evaluator_dir is not None:
         evaluator = load_evaluator(evaluator_dir)
         _check_evaluator(evaluator, data)
+    elif inception is not None:
+        from pixelzoo.evaluation.inception import load_inception
+
+        evaluator = load_inception(inception)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(run_dirs) + 1, desc="compare", unit="run", disable=not progress)
@@ -93,7 +106,15 @@ def compare(
     lines = [
         f"Dataset {data['data']}: {c}x{h}x{w} images with {data['levels']} levels; sample metrics on "
         f"{records[0]['samples']:,} generated images against as many test images.",
-        f"Feature metrics and modes: {_evaluator_summary(evaluator_dir) if evaluator_dir else 'no evaluator given (FID, KID, IS and modes left out)'}.",
+        "Feature metrics: "
+        + (
+            _evaluator_summary(evaluator_dir)
+            if evaluator_dir
+            else f"Inception-v3 ({inception}); no modes"
+            if inception
+            else "no feature network given (FID, KID, IS and modes left out)"
+        )
+        + ".",
         f"Measured on {platform.machine()} ({platform.processor() or 'cpu'}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {datetime.date.today().isoformat()}.",
     ]
@@ -105,8 +126,13 @@ def compare(
         f"{cfg.bdmc_images} images simulated from the model: the true value lies between them.",
         f"GANs are observed through Bernoulli(G(z)) with pixel-flip noise {cfg.gan_eps:g} (binary data) or a "
         f"Gaussian of standard deviation {cfg.gan_sigma:g} discretized to the levels: their AIS number depends on that choice.",
-        "FID, KID and IS use the evaluator's 128 features and class probabilities, not Inception-v3: they rank models "
-        "on this data but are not comparable with published Inception numbers. KID is unbiased; FID is biased upward at small sample sizes.",
+        (
+            "FID, KID and IS use Inception-v3's 2048 pool features and 1008 class probabilities (pytorch-fid's resize)."
+            if inception
+            else "FID, KID and IS use the evaluator's 128 features and class probabilities, not Inception-v3: they rank "
+            "models on this data but are not comparable with published Inception numbers."
+        )
+        + " KID is unbiased; FID is biased upward at small sample sizes.",
         f"MS-SSIM: mean over 1000 random sample pairs ({ms_ssim_settings(h, w)['scales']} scales at this size); "
         "higher means less diverse. SWD (x1e3): Laplacian-pyramid 7x7 patches, Karras et al. 2018.",
         "Modes: classes (or digit triples, for stacked data) the evaluator finds among the samples; KL is KL(samples || uniform) in nats. "

@@ -113,6 +113,7 @@ def sample_metrics(
     rec: dict = {"samples": n}
     if evaluator is not None:
         rec.update(feature_metrics(evaluator, real, fake, levels, seed=seed))
+    if hasattr(evaluator, "spec"):  # a classifier of the data's classes (not Inception): modes
         modes = count_modes(evaluator, fake, levels)
         rec.update(
             modes=modes["modes"], num_modes=modes["num_modes"], kl_to_uniform=modes["kl_to_uniform"]

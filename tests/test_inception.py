@@ -1,0 +1,61 @@
+"""FID's Inception-v3: the architecture's size, loading from a local file, and the errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from pixelzoo.errors import CheckpointError, ConfigError
+from pixelzoo.evaluation import feature_metrics
+from pixelzoo.evaluation.inception import WEIGHTS_NAME, InceptionV3, load_inception
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A random Inception-v3 saved the way pytorch-fid's file is: a plain state dict."""
+    torch.manual_seed(0)
+    net = InceptionV3().eval()
+    path = tmp_path_factory.mktemp("inc") / WEIGHTS_NAME
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, path)
+    return net, path
+
+
+def test_the_architecture_has_the_graphs_parameter_count():
+    # torchvision's Inception3: 27,161,264 parameters, of which the auxiliary classifier
+    # holds 3,326,696; FID's graph has 1008 classes instead of 1000 (+ 8 * 2049).
+    assert sum(p.numel() for p in InceptionV3().parameters()) == 27_161_264 - 3_326_696 + 8 * 2049
+
+
+def test_weights_load_from_a_local_file_and_give_features_and_logits(weights, tmp_path):
+    net, path = weights
+    loaded = load_inception(path)
+    u = torch.rand(2, 1, 8, 8) * 2 - 1  # small grey images are resized and repeated into RGB
+    with torch.no_grad():
+        f, logits = loaded(u), loaded.logits(u)
+        torch.testing.assert_close(f, net(u))
+    assert f.shape == (2, 2048) and logits.shape == (2, 1008)
+    st = tmp_path / "inception.safetensors"
+    save_file({k: v.contiguous() for k, v in torch.load(path, weights_only=True).items()}, st)
+    with torch.no_grad():
+        torch.testing.assert_close(load_inception(st)(u), f)
+    x = torch.randint(0, 4, (4, 3, 16, 16))
+    r = feature_metrics(loaded, x, x, 4, batch_size=4, kid_subsets=2, is_splits=2)
+    assert abs(r["fid"]) < 1e-3
+
+
+def test_missing_or_wrong_weights_are_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.delenv("PIXELZOO_INCEPTION", raising=False)
+    with pytest.raises(ConfigError, match=WEIGHTS_NAME):
+        load_inception(None)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_inception(tmp_path / "nope.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_inception(bad)
+    other = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, other)
+    with pytest.raises(CheckpointError, match="not FID's Inception-v3"):
+        load_inception(other)
