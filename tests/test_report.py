@@ -163,6 +163,20 @@ def test_compare_cli_errors_are_one_sentence(runs, tmp_path, capsys):
     )
     assert "evaluator classifies images [1, 8, 8]" in capsys.readouterr().err
     assert main(["compare", str(runs / "vae"), "--quick", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                str(runs / "vae"),
+                "--inception",
+                str(tmp_path / "x.pth"),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert "pt_inception-2015-12-05" in capsys.readouterr().err
 
 
 def test_compare_cli_writes_the_report(runs, tmp_path, capsys):
@@ -202,3 +216,11 @@ def test_compare_quick_on_the_digits(tmp_path):
     ]
     assert all(r["nats"] > 0 and r["fid"] > 0 for r in rows[1:])
     assert (tmp_path / "q" / "report.html").exists()
+
+
+def test_a_slow_sampler_draws_only_what_fits_its_budget(runs, tmp_path):
+    from pixelzoo.report.measure import measure_run
+
+    cfg = MeasureConfig(samples=100, max_sample_seconds=1e-6, naive_timing=False, ais=False)
+    rec = measure_run(runs / "pixelcnn", tmp_path, None, cfg)
+    assert rec["samples"] == 16 and rec["fid"] is None

@@ -494,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a pixelzoo train-evaluator run: FID, KID, IS and modes",
     )
     cp.add_argument(
+        "--inception",
+        default=None,
+        metavar="FILE",
+        help="FID's Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth), for natural images",
+    )
+    cp.add_argument(
         "--samples", type=positive_int, default=1000, help="images for the sample metrics"
     )
     cp.add_argument(

@@ -56,6 +56,10 @@ class MeasureConfig:
             discretized Gaussian's standard deviation), see ``evaluation/ais.py``.
         naive_timing: also time the naive sampler of autoregressive models that have
             a cached one.
+        max_sample_seconds: a model whose 16 samples took t seconds draws only as many
+            samples as fit in this budget (at least 16), so that a slow naive sampler
+            (the PixelRNNs) cannot stall the report; the record's ``samples`` says how
+            many, and the real set is cut to match. None: no limit.
         seed: every random draw (samples, AIS, KID subsets) comes from it.
     """
 
@@ -70,6 +74,7 @@ class MeasureConfig:
     gan_eps: float = 1e-3
     gan_sigma: float = 0.1
     naive_timing: bool = True
+    max_sample_seconds: float | None = None
     seed: int = 0
 
 
@@ -184,9 +189,12 @@ def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=N
     if rec["nats"] is not None:
         rec["bits_per_dim"] = bits_per_dim(rec["nats"], dims)
 
-    say(f"{name}: {cfg.samples} samples")
-    fake, _ = _timed_sample(model, cfg.samples, g)
     _, rec["sample_seconds"] = _timed_sample(model, 16, torch.Generator().manual_seed(cfg.seed))
+    n = cfg.samples
+    if cfg.max_sample_seconds is not None:  # sampling time grows about linearly with n
+        n = min(n, max(16, int(16 * cfg.max_sample_seconds / rec["sample_seconds"])))
+    say(f"{name}: {n} samples")
+    fake, _ = _timed_sample(model, n, g)
     if cfg.naive_timing and spec["name"] in _cached_models():
         _, rec["sample_seconds_naive"] = _timed_sample(
             model, 16, torch.Generator().manual_seed(cfg.seed), sampler="naive"

@@ -128,6 +128,13 @@ def reading(records: list[dict]) -> list[str]:
                 + ", ".join(f"{r['label']} {r['ms_ssim']:.3f}" for r in collapsed)
                 + f" against {data['ms_ssim']:.3f}."
             )
+    full = max((r["samples"] or 0 for r in records), default=0)
+    for r in models:
+        if r["samples"] is not None and r["samples"] < full:
+            out.append(
+                f"{r['label']}'s sample metrics use {r['samples']} samples (its sampler is slow), not "
+                f"{full}: its FID is biased upward by the small set; its KID is not."
+            )
     timed = [r for r in models if r["sample_seconds"] is not None]
     if timed:
         fast, slow = (
