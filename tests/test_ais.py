@@ -212,3 +212,23 @@ def test_ais_agrees_with_the_iwae_bound_of_a_vae_on_digits():
         decoder_of(vae), test, AISConfig(steps=300, chains=16, leapfrog=5), generator=g
     )["log_prob"]
     assert float((ais - iwae).abs().max()) < 1.0, (ais, iwae)
+
+
+def test_the_gan_noise_chosen_on_validation_images_is_the_one_that_made_them():
+    from pixelzoo.evaluation.ais import GANDecoder, choose_gan_noise
+
+    torch.manual_seed(0)
+    gan = models.build("dcgan", (1, 8, 8), 2, output="bernoulli", latent_dim=4).eval()
+    convs = [
+        m
+        for m in gan.generator.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
+    torch.nn.init.normal_(
+        convs[-1].weight, std=2.0
+    )  # confident pixels: the flip noise decides the likelihood
+    g = torch.Generator().manual_seed(0)
+    x = GANDecoder(gan, eps=0.03).sample(torch.randn(24, 4, generator=g), g)
+    chosen = choose_gan_noise(gan, x, AISConfig(steps=50, chains=4, leapfrog=5), generator=g)
+    assert chosen["eps"] == 0.03, chosen["scores"]
+    assert chosen["scores"][0.03] == max(chosen["scores"].values())

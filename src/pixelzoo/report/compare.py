@@ -124,8 +124,20 @@ def compare(
         f"run with {ac.steps} intermediate distributions, {ac.chains} chains and {ac.leapfrog} leapfrog steps on "
         f"{cfg.ais_images} test images. The BDMC gap is the mean distance between forward and reverse AIS on "
         f"{cfg.bdmc_images} images simulated from the model: the true value lies between them.",
-        f"GANs are observed through Bernoulli(G(z)) with pixel-flip noise {cfg.gan_eps:g} (binary data) or a "
-        f"Gaussian of standard deviation {cfg.gan_sigma:g} discretized to the levels: their AIS number depends on that choice.",
+        "GANs are observed through Bernoulli(G(z)) with a pixel-flip noise (binary data) or a Gaussian discretized "
+        "to the levels; the noise is "
+        + (
+            "chosen on validation images from a grid by a short AIS (Wu et al. 2017), "
+            if cfg.gan_noise is None
+            else f"fixed at {cfg.gan_noise:g}, "
+        )
+        + "and the AIS number depends on it: "
+        + "; ".join(
+            f"{r['label']}: {r['observation']}"
+            for r in records
+            if r.get("observation") and r["nats_kind"] == "ais"
+        )
+        + ".",
         (
             "FID, KID and IS use Inception-v3's 2048 pool features and 1008 class probabilities (pytorch-fid's resize)."
             if inception

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from pixelzoo.errors import ConfigError, InputError
-from pixelzoo.evaluation.ais import AISConfig, ais_log_prob, bdmc, decoder_of
+from pixelzoo.evaluation.ais import AISConfig, ais_log_prob, bdmc, choose_gan_noise, decoder_of
 from pixelzoo.evaluation.features import feature_metrics
 from pixelzoo.evaluation.modes import count_modes, nearest_pairs, save_pairs
 from pixelzoo.evaluation.msssim import ms_ssim_diversity
@@ -52,8 +52,9 @@ class MeasureConfig:
         ais: run AIS (and BDMC) for GANs and VAEs.
         ais_images: test images AIS is run on; ``bdmc_images`` simulated images.
         ais_config: AIS settings (steps, chains, leapfrog...).
-        gan_eps / gan_sigma: the GAN observation model (Bernoulli flip noise, or the
-            discretized Gaussian's standard deviation), see ``evaluation/ais.py``.
+        gan_noise: the GAN observation model's noise (Bernoulli flip probability, or
+            the discretized Gaussian's standard deviation, see ``evaluation/ais.py``);
+            None chooses it on validation images, as Wu et al. 2017 do.
         naive_timing: also time the naive sampler of autoregressive models that have
             a cached one.
         max_sample_seconds: a model whose 16 samples took t seconds draws only as many
@@ -71,8 +72,7 @@ class MeasureConfig:
     ais_config: AISConfig = field(
         default_factory=lambda: AISConfig(steps=500, chains=8, leapfrog=10)
     )
-    gan_eps: float = 1e-3
-    gan_sigma: float = 0.1
+    gan_noise: float | None = None
     naive_timing: bool = True
     max_sample_seconds: float | None = None
     seed: int = 0
@@ -175,10 +175,17 @@ def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=N
         if nll["nats_kind"] == "bound":
             rec["iwae_nats"] = nll["nats"]
     if cfg.ais and model.nats_kind != "exact":
-        decoder = decoder_of(
-            model,
-            **({"eps": cfg.gan_eps, "sigma": cfg.gan_sigma} if model.nats_kind is None else {}),
-        )
+        observation = {}
+        if model.nats_kind is None:  # a GAN: its observation noise, given or chosen on validation
+            key = "eps" if model.output == "bernoulli" else "sigma"
+            if cfg.gan_noise is None:
+                valid = _images(load_split(run_dir, "valid"), max(8, cfg.ais_images // 4))
+                chosen = choose_gan_noise(model, valid, generator=g)
+                observation[key] = chosen[key]
+                rec["gan_noise_scores"] = chosen["scores"]
+            else:
+                observation[key] = cfg.gan_noise
+        decoder = decoder_of(model, **observation)
         x = _images(test, cfg.ais_images)
         est = ais_log_prob(decoder, x, cfg.ais_config, generator=g)
         rec["ais_nats"], rec["ais_images"] = -float(est["log_prob"].mean()), len(x)

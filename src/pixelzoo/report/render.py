@@ -193,7 +193,7 @@ def plot_curves(records: list[dict], path: Path) -> None:
 # ---------------------------------------------------------------------- files
 def _clean(record: dict) -> dict:
     out = {k: record.get(k) for k in KEYS}
-    for k in ("kid_std", "observation", "label"):
+    for k in ("kid_std", "observation", "label", "gan_noise_scores"):
         if k in record:
             out[k] = record[k]
     return {
