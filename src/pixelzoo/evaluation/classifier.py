@@ -14,8 +14,8 @@ An evaluator is stored as a run, like a generative model::
     RUN/checkpoints/         safetensors weights + JSON metadata (best validation accuracy)
 
 Network: three stages of two 3x3 convolutions (width, 2 width, 4 width maps) with
-2x2 max pooling between them, global average pooling, a ``features``-wide ReLU
-layer - the feature vector of FID/KID - then dropout and the class logits (the
+2x2 max pooling between them, a ``features``-wide ReLU layer on the flattened
+maps - the feature vector of FID/KID - then dropout and the class logits (the
 Inception Score's ``p(y | x)``). No batch norm, so a feature vector depends on its
 image alone, never on the batch it was computed in.
 """
@@ -77,13 +77,14 @@ class DigitClassifier(nn.Module):
             ]
             in_maps = maps
         self.body = nn.Sequential(*layers)
-        self.embed = nn.Linear(in_maps, spec.features)
+        side = (-(-h // 4), -(-w // 4))  # two ceil-mode 2x2 pools
+        self.embed = nn.Linear(in_maps * side[0] * side[1], spec.features)
         self.dropout = nn.Dropout(spec.dropout)
         self.head = nn.Linear(spec.features, spec.classes)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """``[B, features]`` feature vectors (after the ReLU) of images ``u`` in [-1, 1]."""
-        return F.relu(self.embed(self.body(u).mean(dim=(2, 3))))
+        return F.relu(self.embed(self.body(u).flatten(1)))
 
     def logits(self, u: torch.Tensor) -> torch.Tensor:
         """``[B, classes]`` class logits."""
