@@ -90,7 +90,7 @@ def test_report_md_has_the_table_the_reading_and_every_image(report):
         "curves.png",
         "pixelcnn-samples.png",
         "dcgan-pairs.png",
-        "pixelcnn-receptive-field.png",
+        "receptive-fields.png",
     ):
         assert f"]({name})" in md and (out / name).stat().st_size > 0
     assert "AIS" in md and "exact likelihood: pixelcnn" in md

@@ -113,8 +113,9 @@ def plot_receptive_fields(fields: dict[str, ReceptiveField], path) -> None:
         ax.set_title(f"{name}\nblind spot: {rf.blind_spot} px", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+    sep = ": " if len(fields) > 2 else "\n"  # narrow figures get the title on two lines
     fig.suptitle(
-        "receptive field of the red pixel: log10 |d output / d input| (grey = unseen past)",
+        f"receptive field of the red pixel{sep}log10 |d output / d input| (grey = unseen past)",
         fontsize=9,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.93))

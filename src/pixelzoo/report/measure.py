@@ -93,6 +93,11 @@ def _images(ds, n: int) -> torch.Tensor:
 
 def _cond_for(model, n: int):
     """Labels cycling through the classes for class-conditional models (samples of p(x) = mean_y p(x|y))."""
+    if model.cond_optional:
+        raise ConfigError(
+            f"{model.registry_name} models p(x | its own code), not p(x): compare has no samples "
+            "or likelihood of it to set beside the others"
+        )
     if model.cond_kind == "class":
         return torch.arange(n) % model.num_classes
     if model.cond_kind is not None:
@@ -165,7 +170,8 @@ def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=N
     rec: dict = dict.fromkeys(KEYS)
     rec.update(model=spec["name"], run=str(run_dir), label=name)
     rec["params"] = sum(p.numel() for p in model.parameters())
-    rec.update({k: v for k, v in training_record(run_dir).items()})
+    rec.update(training_record(run_dir))
+    _cond_for(model, 1)  # a model compare cannot sample fails here, before any measuring
     dims = model.dims
 
     say(f"{name}: likelihood")
@@ -209,12 +215,10 @@ def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=N
     say(f"{name}: sample metrics")
     real = _images(test, cfg.samples)
     rec.update(sample_metrics(fake, real, model.levels, evaluator, out, name, cfg.seed))
-    if model.nats_kind == "exact":
-        from pixelzoo.evaluation.receptive_field import plot_receptive_fields, receptive_field
+    if model.nats_kind == "exact":  # drawn with the others' by the report
+        from pixelzoo.evaluation.receptive_field import receptive_field
 
-        plot_receptive_fields(
-            {name: receptive_field(model.float())}, out / f"{name}-receptive-field.png"
-        )
+        rec["receptive_field"] = receptive_field(model)
     return rec
 
 

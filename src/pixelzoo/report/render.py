@@ -220,11 +220,15 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
         (r["label"], ("data" if r["model"] == "data" else r["label"]) + "-pairs.png")
         for r in records
     ]
-    fields = [
-        (r["label"], f"{r['label']}-receptive-field.png")
-        for r in records
-        if (out / f"{r['label']}-receptive-field.png").exists()
-    ]
+    rfs = {
+        r["label"]: r["receptive_field"] for r in records if r.get("receptive_field") is not None
+    }
+    fields = []
+    if rfs:  # one figure: the blind spots side by side
+        from pixelzoo.evaluation.receptive_field import plot_receptive_fields
+
+        plot_receptive_fields(rfs, out / "receptive-fields.png")
+        fields = [("autoregressive models", "receptive-fields.png")]
     notes = meta.get("notes", [])
 
     md = [
