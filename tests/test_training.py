@@ -309,3 +309,15 @@ def test_evaluation_counts_every_image_once_whatever_the_batch_size():
         assert res["nats"] == pytest.approx(exact, rel=1e-12)
     batch_means = torch.stack([c.mean() for c in per_image.split(100)]).mean()
     assert abs(float(batch_means) - exact) > 1e-3  # the wrong average is measurably different
+
+
+def test_valid_every_spaces_validations_and_the_end_always_validates(tmp_path):
+    run = tmp_path / "v"
+    c = cfg(steps=1)
+    spe = len(data.load(c.data, "train")) // c.batch_size
+    train(cfg(steps=5 * spe, valid_every=2), run, progress=False)
+    valid = [r for r in read_metrics(run) if r["split"] == "valid"]
+    assert [r["step"] for r in valid] == [2 * spe, 4 * spe, 5 * spe]
+    assert all(r["train_seconds"] > 0 for r in valid)
+    with pytest.raises(ConfigError, match="valid_every"):
+        TrainConfig(valid_every=0).validate()

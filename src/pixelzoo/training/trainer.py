@@ -503,7 +503,7 @@ class Trainer:
                     self.window = self._empty_window()
                 out_of_time = cfg.minutes is not None and self.elapsed >= 60 * cfg.minutes
                 finished = self.total_steps is not None and self.step >= self.total_steps
-                if self.step % spe == 0 or finished or out_of_time:
+                if self.step % (spe * cfg.valid_every) == 0 or finished or out_of_time:
                     last_valid = self.end_of_epoch()
                 elif self.step % cfg.ckpt_every == 0:
                     self._save(best=False)
