@@ -224,3 +224,16 @@ def test_a_slow_sampler_draws_only_what_fits_its_budget(runs, tmp_path):
     cfg = MeasureConfig(samples=100, max_sample_seconds=1e-6, naive_timing=False, ais=False)
     rec = measure_run(runs / "pixelcnn", tmp_path, None, cfg)
     assert rec["samples"] == 16 and rec["fid"] is None
+
+
+def test_the_reading_says_when_fid_cannot_tell_real_images_from_the_models():
+    from pixelzoo.report.measure import KEYS
+    from pixelzoo.report.render import reading
+
+    def rec(model, fid):
+        return {**dict.fromkeys(KEYS), "model": model, "label": model, "fid": fid, "samples": 200}
+
+    noisy = reading([rec("data", 3600.0), rec("a", 2800.0), rec("b", 3400.0)])
+    assert any("does not rank the models" in line for line in noisy)
+    clear = reading([rec("data", 30.0), rec("a", 80.0), rec("b", 60.0)])
+    assert "Best sample quality by FID: b at 60 (real held-out images score 30)." in clear

@@ -99,14 +99,22 @@ def reading(records: list[dict]) -> list[str]:
     scored = [r for r in models if r["fid"] is not None]
     if scored:
         best_fid = min(scored, key=lambda r: r["fid"])
-        floor = (
-            f" (real held-out images score {data['fid']:.3g})"
-            if data and data["fid"] is not None
-            else ""
-        )
-        out.append(
-            f"Best sample quality by FID: {best_fid['label']} at {best_fid['fid']:.3g}{floor}."
-        )
+        if data and data["fid"] is not None and data["fid"] >= best_fid["fid"]:
+            out.append(
+                f"FID does not rank the models here: real held-out images score {data['fid']:.3g}, no "
+                f"better than the models ({best_fid['fid']:.3g} to "
+                f"{max(r['fid'] for r in scored):.3g}), so at {data['samples']} samples the "
+                "metric is dominated by its estimation noise; more samples are needed."
+            )
+        else:
+            floor = (
+                f" (real held-out images score {data['fid']:.3g})"
+                if data and data["fid"] is not None
+                else ""
+            )
+            out.append(
+                f"Best sample quality by FID: {best_fid['label']} at {best_fid['fid']:.3g}{floor}."
+            )
         low = [r for r in scored if r["modes"] is not None and r["modes"] < r["num_modes"]]
         if low:
             out.append(
@@ -156,27 +164,29 @@ def plot_curves(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    gans = [r for r in records if any("g_loss" in rec for _, rec in r.get("curve_train", []))]
+    fig, axes = plt.subplots(1, 3 if gans else 2, figsize=(16 if gans else 11, 4))
     for r in records:
         valid = [(t, v) for t, v in r.get("curve_valid", []) if t is not None]
         if valid:
             axes[0].plot(
                 [t / 60 for t, _ in valid], [v for _, v in valid], marker="o", label=r["label"]
             )
-        train = [(t, rec) for t, rec in r.get("curve_train", []) if t is not None]
-        key = "bits_per_dim" if train and "bits_per_dim" in train[0][1] else "g_loss"
-        pts = [(t / 60, rec[key]) for t, rec in train if key in rec]
+        train = [(t / 60, rec) for t, rec in r.get("curve_train", []) if t is not None]
+        pts = [(t, rec["bits_per_dim"]) for t, rec in train if "bits_per_dim" in rec]
         if pts:
-            label = r["label"] + ("" if key == "bits_per_dim" else " (G loss)")
-            axes[1].plot(*zip(*pts, strict=True), label=label, alpha=0.8)
+            axes[1].plot(*zip(*pts, strict=True), label=r["label"], alpha=0.8)
+        for key in ("d_loss", "g_loss") if r in gans else ():
+            pts = [(t, rec[key]) for t, rec in train if key in rec]
+            axes[2].plot(*zip(*pts, strict=True), label=f"{r['label']} {key[0].upper()}", alpha=0.8)
     axes[0].set(
         xlabel="training time (min)", ylabel="validation NLL (nats/image)", title="Validation NLL"
     )
     axes[1].set(
-        xlabel="training time (min)",
-        ylabel="training loss (bits/dim; GANs: G loss)",
-        title="Training loss",
+        xlabel="training time (min)", ylabel="training loss (bits/dim)", title="Training loss"
     )
+    if gans:
+        axes[2].set(xlabel="training time (min)", ylabel="loss", title="GAN losses (D and G)")
     for ax in axes:
         if ax.lines:
             ax.legend(fontsize=8)
