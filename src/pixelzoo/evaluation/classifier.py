@@ -22,7 +22,6 @@ image alone, never on the batch it was computed in.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -234,14 +233,6 @@ def train_evaluator(
         return result
     finally:
         log.close()
-
-
-def is_evaluator_run(run_dir) -> bool:
-    path = Path(run_dir) / "config.json"
-    try:
-        return json.loads(path.read_text()).get("kind") == "evaluator"
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def load_evaluator(run_dir, device: str = "cpu") -> DigitClassifier:

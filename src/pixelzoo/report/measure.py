@@ -14,7 +14,6 @@ Image files (sample grid, closest pairs, receptive field) are written to ``out``
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,14 +258,3 @@ def _cached_models() -> set:
     from pixelzoo.sampling.cached import STEPPERS
 
     return set(STEPPERS)
-
-
-def fmt(value, digits: int = 3) -> str:
-    """A number for a table: '-' for None, thousands separators for large ones."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits + 1}g}"

@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from pixelzoo.report.measure import KEYS, fmt
+from pixelzoo.report.measure import KEYS
 from pixelzoo.utils.io import atomic_write_bytes
 
 KIND_MARK = {"exact": "", "bound": " (bound)", "ais": " (AIS)"}
@@ -51,6 +51,17 @@ COLUMNS = [
     ("closest pair", lambda r: fmt(r["closest_pair"])),
     ("sample 16", lambda r: _seconds(r["sample_seconds"], r["sample_seconds_naive"])),
 ]
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for a table: '-' for None, thousands separators for large ones."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits + 1}g}"
 
 
 def _seconds(cached, naive) -> str:
