@@ -24,10 +24,9 @@ from pathlib import Path
 import torch
 
 from pixelzoo.evaluation.ais import AISConfig
-from pixelzoo.evaluation.classifier import EvaluatorTraining, train_evaluator
 from pixelzoo.report import KEYS, MeasureConfig, compare
-from pixelzoo.training import TrainConfig, train
-from pixelzoo.training.logging import read_metrics
+from pixelzoo.runs import read_metrics
+from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
 
 # Validation is not counted in the budget, but the VAE's (IWAE-64 on 10,000 images: 7 minutes on
 # one core, against 36 s for an epoch) would make its run take hours: it validates at the end only.

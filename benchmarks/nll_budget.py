@@ -21,7 +21,8 @@ import torch
 
 from pixelzoo import data
 from pixelzoo.evaluation import evaluate_nll
-from pixelzoo.training import TrainConfig, load_model, read_config, train
+from pixelzoo.runs import Run
+from pixelzoo.training import TrainConfig, load_model, train
 
 
 def main() -> None:
@@ -47,23 +48,11 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting")
     args = p.parse_args()
 
-    def pairs(items):
-        out = {}
-        for k, v in (item.split("=", 1) for item in items):
-            try:
-                out[k] = json.loads(v)
-            except json.JSONDecodeError:
-                out[k] = v
-        return out
-
-    overrides, options = pairs(args.set), pairs(args.data_option)
     cfg = TrainConfig(
         model=args.model,
         preset=args.preset,
-        overrides=overrides,
         data=args.data,
         data_dir=args.data_dir,
-        data_options=options,
         cond=args.cond,
         micro_batch=args.micro_batch,
         minutes=args.minutes,
@@ -77,7 +66,8 @@ def main() -> None:
         log_every=100,
         ckpt_every=1000,
         samples=16,
-    )
+    ).with_sets(args.set + [f"data.{o}" for o in args.data_option])
+    options = cfg.data_options
     t0 = time.time()
     result = train(cfg, args.out, progress=False)
     wall = time.time() - t0
@@ -92,7 +82,7 @@ def main() -> None:
                 "model": args.model,
                 "data": {"name": args.data, "options": options},
                 "cond": args.cond,
-                "config": read_config(args.out)["model"]["config"],
+                "config": Run(args.out).model_spec["config"],
                 "train": {
                     "minutes_budget": args.minutes,
                     "batch_size": args.batch_size,
@@ -104,7 +94,7 @@ def main() -> None:
                     "steps": result["step"],
                 },
                 "wall_seconds": round(wall, 1),
-                "best_valid_nats": result["best_valid_nats"],
+                "best_valid_nats": result["best_valid"],
                 "test_nats": test["nats"],
                 "test_bits_per_dim": test["bits_per_dim"],
                 "test_images": test["images"],

@@ -5,7 +5,7 @@ not depend on the weights):
 
 * ``forward_s``: one forward pass over the batch (the median of 3), the
   arithmetic floor of any sampler (the cached one computes every activation once);
-* ``cached_s``: :mod:`pixelzoo.sampling.cached`, the whole batch;
+* ``cached_s``: the model's cached stepper (``model.cached_stepper``), the whole batch;
 * ``naive_s``: the naive sampler, measured in full with ``--full-naive``
   (where it takes minutes); otherwise estimated as ``forward_s x draws``, since the
   naive sampler is exactly one forward pass per draw (``naive_estimated: true``);

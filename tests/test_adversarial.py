@@ -11,13 +11,13 @@ import torch.nn.functional as F
 
 from pixelzoo import data, models
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.adversarial import resolution_ladder
+from pixelzoo.models.adversarial import AdversarialModel
 from pixelzoo.nn.progressive import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
+from pixelzoo.nn.sizes import resolution_ladder
+from pixelzoo.runs import read_metrics
 from pixelzoo.training import TrainConfig, load_model, train
-from pixelzoo.training.logging import read_metrics
 
-GANS = ["dcgan", "pggan"]
-TINY_PGGAN = {"latent_dim": 16, "max_maps": 16, "images_per_phase": 128}
+GANS = [n for n in models.names() if issubclass(models.get(n).cls, AdversarialModel)]
 
 
 # ---------------------------------------------------------------------- PGGAN components
@@ -80,7 +80,7 @@ def test_minibatch_stddev_adds_one_map_equal_to_the_mean_std():
 
 def _pggan(shape=(1, 32, 32), levels=256, **kw):
     torch.manual_seed(0)
-    return models.build("pggan", shape, levels, **{**TINY_PGGAN, **kw})
+    return models.build("pggan", shape, levels, "tiny", **kw)
 
 
 def test_fade_in_blends_the_old_resolution_and_the_new_one():
@@ -169,8 +169,7 @@ def test_gans_have_no_likelihood_and_one_sampler():
 @pytest.mark.parametrize("name", GANS)
 @pytest.mark.parametrize("shape, levels", [((1, 8, 8), 17), ((1, 28, 28), 2), ((3, 32, 32), 256)])
 def test_gan_samples_are_valid_images_and_seeded(name, shape, levels):
-    overrides = TINY_PGGAN if name == "pggan" else {"filters": 8, "latent_dim": 8}
-    m = models.build(name, shape, levels, **overrides).eval()
+    m = models.build(name, shape, levels, "tiny").eval()
     a = m.sample(5, generator=torch.Generator().manual_seed(3))
     b = m.sample(5, generator=torch.Generator().manual_seed(3))
     assert a.shape == (5, *shape) and a.dtype == torch.long
@@ -205,9 +204,8 @@ def records(run_dir):
 def test_pggan_resume_mid_fade_in_continues_identically(tmp_path):
     # digits 8x8 grows 4 -> 8; 128 images per phase at batch 16: the fade-in runs
     # over steps 8..15. Stop at step 13 (alpha 0.625), resume to 30.
-    over = {**TINY_PGGAN}
-    train(gan_cfg("pggan", steps=30, overrides=over), tmp_path / "full", progress=False)
-    train(gan_cfg("pggan", steps=13, overrides=over), tmp_path / "split", progress=False)
+    train(gan_cfg("pggan", steps=30, preset="tiny"), tmp_path / "full", progress=False)
+    train(gan_cfg("pggan", steps=13, preset="tiny"), tmp_path / "split", progress=False)
     state = load_model(tmp_path / "split", "last")
     assert int(state.level) == 1 and float(state.alpha) == pytest.approx(0.625)
     train(TrainConfig(steps=30), tmp_path / "split", resume=True, progress=False)
@@ -231,10 +229,10 @@ def test_pggan_resume_mid_fade_in_continues_identically(tmp_path):
 
 
 def test_pggan_checkpoint_holds_every_state(tmp_path):
-    from pixelzoo.training import checkpoint
+    from pixelzoo.runs import Checkpoints
 
-    train(gan_cfg("pggan", steps=12, overrides=dict(TINY_PGGAN)), tmp_path / "r", progress=False)
-    weights, state, meta = checkpoint.load(tmp_path / "r" / "checkpoints", "last")
+    train(gan_cfg("pggan", steps=12, preset="tiny"), tmp_path / "r", progress=False)
+    weights, state, meta = Checkpoints(tmp_path / "r" / "checkpoints").load("last")
     # G's average (the sampling weights), D, both Adams, the raw G, alpha and phase.
     assert any(k.startswith("generator.") for k in weights)
     assert any(k.startswith("discriminator.") for k in weights)

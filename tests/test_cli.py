@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+import pytest
 from PIL import Image
 
-
-def pz(*args, check=True):
-    out = subprocess.run(
-        [sys.executable, "-m", "pixelzoo", *map(str, args)], capture_output=True, text=True
-    )
-    if check:
-        assert out.returncode == 0, out.stderr[-3000:]
-    return out
+from tests.helpers import losses, pz
 
 
 def test_train_evaluate_sample_complete(tmp_path):
@@ -98,7 +90,7 @@ def test_class_conditional_run_samples_chosen_classes(tmp_path):
     pz("sample", run, "-n", "4", "--class", "3", "--out", tmp_path / "three2.png", "--seed", "1")
     assert (tmp_path / "three.png").read_bytes() != (tmp_path / "three2.png").read_bytes()
     out = pz("sample", run, "--class", "10", "--out", tmp_path / "x.png", check=False)
-    assert out.returncode == 2 and "--class must be in 0..9, got 10" in out.stderr
+    assert out.returncode == 2 and "class must be in 0..9, got 10" in out.stderr
     pz("complete", run, "--rows", "3", "-n", "2", "--out", tmp_path / "c.png")
 
 
@@ -138,21 +130,34 @@ def test_errors_are_one_sentence_with_exit_status_2(tmp_path):
     assert out.returncode == 2 and "argument -n: must be at least 1, got 0" in out.stderr
 
 
-def test_dry_run_and_listings():
+def test_dry_run_prints_what_the_run_will_use_and_listings(tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    for k in range(20):
+        Image.fromarray(g.integers(0, 255, (12, 12), dtype=np.uint8)).save(folder / f"{k:02d}.png")
     cfg = json.loads(
         pz(
-            "train",
-            "--dry-run",
-            "--set",
-            "blocks=3",
-            "--set",
-            "lr_decay=0.999",
-            "--set",
-            "data.valid_size=0",
+            "train", "--dry-run", "--data", "folder", "--data-dir", folder,
+            "--set", "blocks=3", "--set", "lr_decay=0.999",
+            "--set", "data.size=8", "--set", "data.channels=1", "--set", "data.levels=4",
         ).stdout
-    )
+    )  # fmt: skip
     assert cfg["train"]["overrides"] == {"blocks": 3} and cfg["train"]["lr_decay"] == 0.999
-    assert cfg["train"]["data_options"] == {"valid_size": 0}
+    assert cfg["train"]["data_options"] == {"size": 8, "channels": 1, "levels": 4}
+    # Resolved, as the trainer will run it: the family's defaults and the whole network.
+    assert cfg["train"]["lr"] == 1e-3 and cfg["train"]["grad_clip"] == 1.0
+    assert cfg["train"]["betas"] == [0.9, 0.999] and cfg["train"]["ema"] == 0.0
+    assert cfg["train"]["preset"] == "default"
+    assert cfg["model"]["config"] == {
+        "hidden": 32, "blocks": 3, "first_kernel": 7, "kernel": 3, "out_hidden": 64
+    }  # fmt: skip
+    assert cfg["model"]["image_shape"] == [1, 8, 8] and cfg["model"]["levels"] == 4
+    assert cfg["parameters"] > 0 and not (tmp_path / "runs").exists()
+    bad = pz("train", "--dry-run", "--set", "data.valid_size=0", check=False)
+    assert bad.returncode == 2 and "dataset 'digits' has no option 'valid_size'" in bad.stderr
     assert "pixelcnn" in pz("models").stdout
     assert "binarize" in pz("datasets").stdout
     assert {"row_lstm", "diagonal_bilstm"} <= set(pz("models").stdout.split())
@@ -220,3 +225,97 @@ def test_gan_and_vae_runs(tmp_path):
     res = json.loads(pz("evaluate", vae, "--json").stdout)
     assert res["nats_kind"] == "bound" and res["nats"] > 0
     assert "upper bound" in pz("evaluate", vae).stdout
+
+
+def _error(capsys, *argv) -> str:
+    """Run the CLI in-process; it must exit 2 with one 'error:' line and return that line."""
+    from pixelzoo.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err and err[-1].startswith("error: "), (code, err)
+    return err[-1]
+
+
+def test_bad_settings_are_one_sentence_before_anything_is_written(capsys, tmp_path):
+    run = tmp_path / "r"
+    for sets, needle in [
+        (["first_kernel=4"], "odd, positive kernel sizes"),
+        (["kernel=0"], "kernel must be in 1..31, got 0"),
+        (["blocks=-1"], "blocks must be in 0..1000, got -1"),
+        (["blocks=1e9"], "blocks must be in 0..1000, got 1000000000"),
+        (["blocks=2.5"], "blocks=2.5 is not a valid int"),
+        (["amp=maybe"], "amp='maybe' is not a valid bool"),
+        (["amp=ture"], "amp='ture' is not a valid bool"),
+        (["grad_clip=nan"], "grad_clip"),
+        (["lr=inf"], "lr"),
+        (["seed=9223372036854775808"], "seed must be in [0, 9223372036854775808)"),
+        (["data.binarize=yes"], "dataset 'digits' has no option 'binarize'"),
+    ]:
+        line = _error(
+            capsys, "train", "--out", run, "--steps", "1", *[a for s in sets for a in ("--set", s)]
+        )
+        assert needle in line, (sets, line)
+        assert not run.exists()
+    assert "unknown device 'foo'" in _error(
+        capsys, "train", "--out", run, "--device", "foo", "--steps", "1"
+    )
+    assert not run.exists()
+    from pixelzoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--seed", str(2**63)])
+    assert exit_.value.code == 2 and "must be in 0..2^63-1" in capsys.readouterr().err
+
+
+def test_sample_to_a_folder_and_a_missing_run(capsys, tmp_path):
+    run = tmp_path / "run"
+    pz(
+        "train",
+        "--out",
+        run,
+        "--steps",
+        "2",
+        "--no-progress",
+        "--set",
+        "blocks=1",
+        "--set",
+        "samples=0",
+    )
+    (tmp_path / "pics").mkdir()
+    assert "is a folder; give the name of a file" in _error(
+        capsys, "sample", run, "-n", "2", "--out", tmp_path / "pics"
+    )
+    assert "does not exist" in _error(
+        capsys, "sample", tmp_path / "nope", "--out", tmp_path / "s.png"
+    )
+
+
+def test_version_help_and_settings():
+    assert pz("--version").stdout.strip().startswith("pixelzoo 0.")
+    text = pz("train", "--help").stdout
+    assert "(default: None)" not in text and "(default 20)" not in text and "``" not in text
+    for line in text.splitlines():
+        assert line.count("default") <= 1, line  # a default is said once
+    out = pz("settings", "pixelcnn", "--preset", "binarized_mnist").stdout
+    assert "blocks (int, in 0..1000; default 15)" in out  # the preset's value, its range
+    assert "number of residual blocks after the first 7x7 layer" in out  # help from the docstring
+    assert "lr_decay (float, in (0, 1]; default 1.0)" in out  # and the training settings
+    settings = json.loads(pz("settings", "gated_pixelcnn", "--json").stdout)
+    names = {r["name"] for rows in settings.values() for r in rows}
+    assert {"layers", "num_classes", "micro_batch", "ema", "amp"} <= names
+
+
+def test_a_run_replays_from_its_config(tmp_path):
+    """train --config RUN/config.json repeats the run exactly (its full model settings, not
+    the preset's name); --set applies on top."""
+    first = tmp_path / "first"
+    pz("train", "--out", first, "--steps", "6", "--no-progress", "--set", "blocks=1",
+       "--set", "log_every=1", "--set", "samples=0")  # fmt: skip
+    pz("train", "--config", first / "config.json", "--out", tmp_path / "again", "--no-progress")
+    assert losses(first) == losses(tmp_path / "again") and len(losses(first)) == 6
+    pz("train", "--config", first / "config.json", "--out", tmp_path / "other", "--no-progress",
+       "--set", "lr=2e-3", "--steps", "3")  # fmt: skip
+    saved = json.loads((tmp_path / "other" / "config.json").read_text())
+    assert saved["train"]["lr"] == 2e-3 and saved["train"]["steps"] == 3
+    assert saved["model"]["config"]["blocks"] == 1

@@ -260,3 +260,79 @@ def test_download_without_network_says_where_to_put_the_file(tmp_path):
         port = s.getsockname()[1]
     with pytest.raises(DataError, match=r"could not download f.bin .*put the file f.bin in"):
         fetch(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", "0" * 32, timeout=5)
+
+
+# ---------------------------------------------------------------------- crafted and broken files
+def _write_idx(path, ndim_header: bytes, body: bytes = b""):
+    path.write_bytes(ndim_header + body)
+
+
+def test_short_idx_headers_and_bad_labels_are_named(tmp_path):
+    import struct
+
+    # The magic says three dimensions; the file ends inside the header.
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", b"\x00\x00\x08\x03" + b"\x00\x00")
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", b"\x00\x00\x08\x01" + struct.pack(">I", 10000),
+               bytes(10000))  # fmt: skip
+    with pytest.raises(DataError, match="end inside the idx header"):
+        data.load("mnist", "test", tmp_path)
+    # Whole files, but a label of 12: not a digit.
+    images = b"\x00\x00\x08\x03" + struct.pack(">III", 10000, 28, 28) + bytes(10000 * 784)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images)
+    labels = bytearray(10000)
+    labels[17] = 12
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", b"\x00\x00\x08\x01" + struct.pack(">I", 10000),
+               bytes(labels))  # fmt: skip
+    with pytest.raises(DataError, match="a label is 12, not a digit"):
+        data.load("mnist", "test", tmp_path)
+
+
+def _cifar_with_test_batch(tmp_path, payload: bytes):
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar_py(folder, _cifar_arrays(4, 2))
+    (folder / "test_batch").write_bytes(payload)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["bare-array", "scalar-labels", "string-labels", "label-999", "label-minus-1", "build-opcode",
+     "random-bytes", "empty"],
+)  # fmt: skip
+def test_crafted_cifar_pickles_are_one_sentence(case, tmp_path):
+    x = np.zeros((4, 3072), dtype=np.uint8)
+    payloads = {
+        "bare-array": pickle.dumps(x, protocol=2),
+        "scalar-labels": pickle.dumps({b"data": x, b"labels": 3}, protocol=2),
+        "string-labels": pickle.dumps({b"data": x, b"labels": ["cat"] * 4}, protocol=2),
+        "label-999": pickle.dumps({b"data": x, b"labels": [0, 1, 2, 999]}, protocol=2),
+        "label-minus-1": pickle.dumps({b"data": x, b"labels": [0, -1, 2, 3]}, protocol=2),
+        # EMPTY_DICT, a state dict, BUILD: asks the dict to set attributes on itself.
+        "build-opcode": b"\x80\x02}q\x00}q\x01X\x01\x00\x00\x00aq\x02K\x01sb.",
+        "random-bytes": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "empty": b"",
+    }
+    root = _cifar_with_test_batch(tmp_path, payloads[case])
+    with pytest.raises(DataError, match=r"test_batch (is not a valid CIFAR-10|is corrupt)"):
+        data.load("cifar10", "test", root)
+
+
+def test_a_decompression_bomb_is_refused(tmp_path):
+    """A PNG whose header claims 30000x30000 pixels (900 M): refused before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+    png += chunk(b"IEND", b"")
+    (tmp_path / "bomb.png").write_bytes(png)
+    for k in range(9):
+        Image.new("L", (4, 4), k * 20).save(tmp_path / f"ok{k}.png")
+    with pytest.raises(DataError, match="bomb.png is too large to decode safely"):
+        for split in ("train", "valid", "test"):
+            data.load("folder", split, tmp_path, size=4, channels=1)

@@ -19,16 +19,8 @@ import torch
 from pixelzoo import models
 from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.nn import MaskedConv2d, causal_mask
+from tests.helpers import cond_for
 
-# Tiny settings per model, small enough for enumeration tests.
-TINY = {
-    "pixelcnn": dict(hidden=6, blocks=2, out_hidden=12),
-    "row_lstm": dict(hidden=6, layers=2, out_hidden=12),
-    "diagonal_bilstm": dict(hidden=6, layers=2, out_hidden=12),
-    "gated_pixelcnn": dict(hidden=6, layers=2, out_hidden=12),
-    "pixelcnn_ae": dict(hidden=6, layers=2, out_hidden=12, enc_hidden=4, code_dim=3),
-    "pixelcnn_pp": dict(filters=6, blocks=1, components=3, dropout=0.0, resolutions=3),
-}
 AR_MODELS = [n for n in models.names() if issubclass(models.get(n).cls, models.AutoregressiveModel)]
 # Every model, plus the conditional variants: (test id, model name, extra settings).
 VARIANTS = [(n, n, {}) for n in AR_MODELS] + [
@@ -46,7 +38,7 @@ def tiny(variant, shape, levels: int, seed: int = 0, zero_bias: bool = False):
         next(v for v in VARIANTS if v[0] == variant) if isinstance(variant, str) else variant
     )
     torch.manual_seed(seed)
-    model = models.build(name, shape, levels, **TINY[name], **extra).eval()
+    model = models.build(name, shape, levels, "tiny", **extra).eval()  # small enough to enumerate
     # Random init makes near-uniform conditionals; sharpen them so that tests of
     # normalization and sampling probe a non-trivial distribution.
     with torch.no_grad():
@@ -57,22 +49,11 @@ def tiny(variant, shape, levels: int, seed: int = 0, zero_bias: bool = False):
     return model
 
 
-def cond_for(model, n: int, seed: int = 0, value=None):
-    """A ``cond`` for ``n`` images: random per image, or ``value`` (one label / one draw) for all."""
-    g = torch.Generator().manual_seed(seed)
-    if model.cond_kind is None:
-        return None
-    if model.cond_kind == "class":
-        if value is not None:
-            return torch.full((n,), value, dtype=torch.long)
-        return torch.randint(0, model.num_classes, (n,), generator=g)
-    if value is not None:
-        return torch.randn(1, *model.cond_shape, generator=g).expand(n, *model.cond_shape)
-    return torch.randn(n, *model.cond_shape, generator=g)
-
-
-def test_every_registered_model_has_tiny_settings():
-    assert set(AR_MODELS) <= set(TINY), "add tiny test settings for the new model"
+def test_every_registered_model_has_a_tiny_preset_that_builds():
+    for name in models.names():
+        assert "tiny" in models.get(name).presets
+        model = models.build(name, (1, 8, 8), 2, "tiny")
+        assert sum(p.numel() for p in model.parameters()) < 100_000, name
 
 
 def order(shape):

@@ -12,8 +12,9 @@ from pixelzoo import data
 from pixelzoo.data.base import ImageDataset
 from pixelzoo.data.stacked import stack_channels
 from pixelzoo.errors import CheckpointError, DataError, InputError
-from pixelzoo.evaluation.classifier import EvaluatorTraining, load_evaluator, train_evaluator
+from pixelzoo.evaluation.classifier import load_evaluator
 from pixelzoo.evaluation.modes import count_modes, mode_statistics, nearest_pairs, save_pairs
+from pixelzoo.training import EvaluatorTraining, train_evaluator
 
 
 def bars(n: int, seed: int, split: str) -> ImageDataset:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pixelzoo.cli import main
+from pixelzoo.errors import InputError
 from pixelzoo.evaluation.ais import AISConfig
-from pixelzoo.evaluation.classifier import EvaluatorTraining, train_evaluator
 from pixelzoo.report import KEYS, MeasureConfig, compare
-from pixelzoo.training import TrainConfig, train
+from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -88,8 +88,8 @@ def test_report_md_has_the_table_the_reading_and_every_image(report):
     assert md.count("\n| ") == 1 + 1 + len(records)  # header, separator, a row per record
     for name in (
         "curves.png",
-        "pixelcnn-samples.png",
-        "dcgan-pairs.png",
+        "01-pixelcnn-samples.png",
+        "02-dcgan-pairs.png",
         "receptive-fields.png",
     ):
         assert f"]({name})" in md and (out / name).stat().st_size > 0
@@ -237,3 +237,45 @@ def test_the_reading_says_when_fid_cannot_tell_real_images_from_the_models():
     assert any("does not rank the models" in line for line in noisy)
     clear = reading([rec("data", 30.0), rec("a", 80.0), rec("b", 60.0)])
     assert "Best sample quality by FID: b at 60 (real held-out images score 30)." in clear
+
+
+def test_each_row_shows_its_own_images_under_labels_the_user_sets(runs, tmp_path):
+    """Two runs in folders of the same name, and a run named 'data': every row's images
+    are its own, the real data's figure is not overwritten, labels are escaped in report.md
+    and image links URL-encoded."""
+    for src, dst in (("pixelcnn", "a/pixelcnn"), ("vae", "b/pixelcnn"), ("dcgan", "data")):
+        shutil.copytree(runs / src, tmp_path / dst)
+    cfg = MeasureConfig(samples=16, ais=False, naive_timing=False)
+    dirs = [tmp_path / "a" / "pixelcnn", tmp_path / "b" / "pixelcnn", tmp_path / "data"]
+    out = tmp_path / "report"
+    records = compare(dirs, out, cfg=cfg, progress=False)["records"]
+    assert [r["label"] for r in records[1:]] == ["a/pixelcnn", "b/pixelcnn", "data"]
+    files = [r["samples_image"] for r in records]
+    assert len(set(files)) == 4 and all((out / f).is_file() for f in files)
+    assert (out / files[1]).read_bytes() != (out / files[2]).read_bytes()  # a PixelCNN vs a VAE
+    assert files[0].startswith("00-data") and files[3] != files[0]
+    md = (out / "report.md").read_text()
+    for f in files:
+        assert f"]({f})" in md
+    labelled = tmp_path / "labelled"
+    compare(dirs[:2], labelled, cfg=cfg, labels=["pixel|cnn [A]", "a vae"], progress=False)
+    md = (labelled / "report.md").read_text()
+    assert "| pixel\\|cnn \\[A\\] |" in md and "**pixel\\|cnn \\[A\\]**" in md
+    assert "](02-a-vae-samples.png)" in md
+    with pytest.raises(InputError, match="one label per run"):
+        compare(dirs[:2], labelled, cfg=cfg, labels=["x"], progress=False)
+
+
+def test_runs_on_different_image_folders_are_not_one_dataset(runs, tmp_path):
+    from PIL import Image
+
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        for k in range(10):
+            Image.new("L", (8, 8), 10 * k).save(tmp_path / name / f"{k}.png")
+        cfg = TrainConfig(model="pixelcnn", data="folder", data_dir=str(tmp_path / name),
+                          data_options={"size": 8, "channels": 1, "levels": 4}, steps=1,
+                          batch_size=4, samples=0, overrides={"blocks": 1})  # fmt: skip
+        train(cfg, tmp_path / f"run-{name}", progress=False)
+    with pytest.raises(InputError, match=r"one dataset.*folder in .*one.*folder in .*two"):
+        compare([tmp_path / "run-one", tmp_path / "run-two"], tmp_path / "r", progress=False)

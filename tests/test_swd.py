@@ -7,22 +7,37 @@ import torch
 
 from pixelzoo import data
 from pixelzoo.errors import InputError
-from pixelzoo.evaluation.swd import laplacian_pyramid, sliced_wasserstein, swd
+from pixelzoo.evaluation.swd import laplacian_pyramid, pyr_down, pyr_up, sliced_wasserstein, swd
 
 
 def test_pyramid_levels_and_perfect_reconstruction():
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     levels = laplacian_pyramid(x)
     assert [tuple(lv.shape[-2:]) for lv in levels] == [(32, 32), (16, 16), (8, 8)]
-    # Collapsing the pyramid gives the image back.
-    import torch.nn.functional as F
-
+    # Collapsing the pyramid with the reference's pyrUp gives the image back.
     rec = levels[-1]
     for band in reversed(levels[:-1]):
-        rec = band + F.interpolate(rec, size=band.shape[-2:], mode="bilinear", align_corners=False)
+        rec = band + pyr_up(rec, tuple(band.shape[-2:]))
     torch.testing.assert_close(rec, x)
     assert [lv.shape[-1] for lv in laplacian_pyramid(torch.zeros(1, 1, 28, 28))] == [28, 14]
     assert len(laplacian_pyramid(torch.zeros(1, 1, 8, 8))) == 1
+
+
+def test_pyr_up_is_opencvs_zero_insertion_and_binomial_filter():
+    """pyrUp of a constant is the constant (away from nothing: reflect padding keeps the
+    edges), and of a single impulse the 4x binomial kernel around its doubled position."""
+    c = torch.full((1, 1, 4, 4), 3.0, dtype=torch.float64)
+    torch.testing.assert_close(
+        pyr_up(c, (8, 8)), torch.full((1, 1, 8, 8), 3.0, dtype=torch.float64)
+    )
+    impulse = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    impulse[0, 0, 2, 2] = 1.0
+    up = pyr_up(impulse, (16, 16))[0, 0]
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16
+    torch.testing.assert_close(up[2:7, 2:7], 4 * k[:, None] * k[None, :])
+    assert float(up.sum()) == pytest.approx(4.0)  # zero insertion keeps a quarter of the mass
+    assert pyr_up(torch.zeros(1, 1, 4, 4), (7, 7)).shape[-2:] == (7, 7)  # odd sizes crop
+    assert pyr_down(torch.zeros(1, 1, 7, 7)).shape[-2:] == (4, 4)
 
 
 def test_sliced_wasserstein_of_1d_shift_is_the_shift():

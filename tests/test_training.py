@@ -18,24 +18,11 @@ import torch
 from pixelzoo import data, models
 from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation import evaluate_nll
-from pixelzoo.training import TrainConfig, Trainer, load_model, train
-from pixelzoo.training.logging import read_metrics
+from pixelzoo.runs import read_metrics
+from pixelzoo.training import TrainConfig, load_model, plan, train
+from tests.helpers import SMALL, SMALL_CLI, losses, small_cfg
 
-SMALL = {"hidden": 8, "blocks": 2, "out_hidden": 16}
-# The same small model and logging, as CLI arguments.
-SMALL_CLI = ["--no-progress"] + [
-    a for k, v in {**SMALL, "log_every": 1, "samples": 0}.items() for a in ("--set", f"{k}={v}")
-]
-
-
-def cfg(**kw) -> TrainConfig:
-    base = dict(overrides=dict(SMALL), batch_size=32, log_every=1, ckpt_every=7, samples=0)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def losses(run_dir) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in read_metrics(run_dir) if r["split"] == "train"]
+cfg = small_cfg
 
 
 def weights(run_dir, which="last"):
@@ -133,7 +120,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    trainer = Trainer(cfg(steps=30), tmp_path / "run", progress=False)
+    trainer = plan(cfg(steps=30)).trainer(tmp_path / "run", progress=False)
     # Fault injection: from step 10 on, the network's output becomes NaN.
     trainer.model.output.register_forward_hook(
         lambda m, i, out: out * float("nan") if trainer.step >= 10 else None

@@ -11,8 +11,8 @@ import torch
 from pixelzoo import data, models
 from pixelzoo.errors import ConfigError
 from pixelzoo.models.vae import gaussian_log_prob
+from pixelzoo.runs import read_metrics
 from pixelzoo.training import TrainConfig, load_model, train
-from pixelzoo.training.logging import read_metrics
 
 
 def _tiny_vae(levels=2, **kw):

@@ -1,7 +1,19 @@
-"""pixelzoo: likelihood-based image generative models, and how they compare with GANs."""
+"""pixelzoo: likelihood-based image generative models, and how they compare with GANs.
 
-from pixelzoo import data, models
+Subpackages load on first use (``pixelzoo.models``, ``pixelzoo.data``, ...), so that
+``import pixelzoo`` and the command line start without importing torch.
+"""
+
+import importlib
+
 from pixelzoo.errors import PixelzooError
 
 __version__ = "0.1.0"
 __all__ = ["PixelzooError", "data", "models"]
+
+
+def __getattr__(name: str):
+    if name in ("data", "models", "nn", "likelihoods", "sampling", "runs", "evaluation",
+                "training", "report"):  # fmt: skip
+        return importlib.import_module(f"pixelzoo.{name}")
+    raise AttributeError(f"module 'pixelzoo' has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""The ``pixelzoo`` command: thin wrappers that parse arguments and call the library.
+"""The pixelzoo command: subcommands that parse arguments, call the library and print.
 
     pixelzoo train [--model NAME --data NAME --out RUN ...]   train (defaults: PixelCNN on digits)
-    pixelzoo train --resume RUN                               continue an interrupted run
+    pixelzoo train --resume RUN [--steps N --lr LR ...]       continue an interrupted run
+    pixelzoo train --config RUN/config.json --out NEW         replay a run's settings
     pixelzoo evaluate RUN [--split test] [--json]             exact NLL: nats and bits/dim
     pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid [--class 3] [--sampler naive]
     pixelzoo reconstruct RUN -n 8 --samples 4 --out r.png     auto-encoder: decodings of codes
@@ -9,129 +10,189 @@
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
     pixelzoo train-evaluator --data mnist --out EVAL          the classifier behind FID and modes
     pixelzoo compare RUN... --evaluator EVAL --out REPORT     the comparison report (--quick: all on digits)
-    pixelzoo models | pixelzoo datasets                       what is available
+    pixelzoo models | datasets | settings MODEL               what is available
 
-Errors caused by input are printed as one sentence (``error: ...``), exit status 2.
+Errors caused by input are printed as one sentence ("error: ..."), exit status 2.
+Heavy modules (torch) are imported inside main, so that Ctrl-C while they load
+is an ordinary interruption, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
-import torch
+from pixelzoo.utils.settings import SEED_LIMIT  # light: no torch before main
 
-from pixelzoo import data as datasets
-from pixelzoo import models
-from pixelzoo.errors import ConfigError, PixelzooError
-from pixelzoo.sampling import SAMPLERS
-from pixelzoo.training import TrainConfig, load_model, load_split, train
-from pixelzoo.training.trainer import resolve_device, resolve_preset
-from pixelzoo.utils.images import save_grid
+
+# ---------------------------------------------------------------------- argument types
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def _parse_value(text: str):
+def seed(text: str) -> int:
+    """argparse type: a seed in 0..2^63-1 (what torch generators take)."""
+    value = _whole(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be in 0..2^63-1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def image_shape(text: str) -> tuple[int, int, int]:
+    """argparse type: ``C,H,W``."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected C,H,W with positive sizes, got {text!r}")
+    return shape
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; '(default: X)' only where a default says something."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            action.default not in (None, False, [], argparse.SUPPRESS)
+            and "default" not in text
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
         return text
 
 
-def apply_sets(cfg: TrainConfig, pairs: list[str]) -> TrainConfig:
-    """``--set key=value``: a model setting, a training setting, or ``data.OPTION``."""
-    model_fields = {f.name for f in dataclasses.fields(models.get(cfg.model).config_cls)}
-    train_fields = set(TrainConfig.field_names()) - {"overrides", "data_options"}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        key, text = pair.split("=", 1)
-        if key.startswith("data."):
-            cfg.data_options[key[5:]] = _parse_value(text)
-        elif key in model_fields:
-            cfg.overrides[key] = _parse_value(text)
-        elif key in train_fields:
-            setattr(cfg, key, TrainConfig.coerce(key, text))
-        else:
-            raise ConfigError(
-                f"--set {key}: not a setting of model {cfg.model!r} ({', '.join(sorted(model_fields))}), "
-                f"a training setting ({', '.join(sorted(train_fields))}) or data.OPTION"
-            )
-    return cfg
-
-
+# ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    cfg = TrainConfig(
-        model=args.model,
-        preset=args.preset,
-        data=args.data,
-        data_dir=args.data_dir,
-        steps=args.steps,
-        epochs=args.epochs,
-        minutes=args.minutes,
-        seed=args.seed,
-        device=args.device,
-        cond=args.cond,
-    )
-    if args.batch_size is not None:
-        cfg.batch_size = args.batch_size
-    if args.lr is not None:
-        cfg.lr = args.lr
+    from pixelzoo.training import TrainConfig, launch
+
+    given = {
+        k: getattr(args, k)
+        for k in (
+            "model",
+            "preset",
+            "data",
+            "data_dir",
+            "steps",
+            "epochs",
+            "minutes",
+            "batch_size",
+            "lr",
+            "seed",
+            "device",
+            "cond",
+        )  # fmt: skip
+        if getattr(args, k) is not None
+    }
     if args.resume:
-        run_dir, resume = Path(args.resume), True
-    else:
-        models.get(cfg.model)  # unknown names fail before anything is written
-        datasets.options(cfg.data)
-        apply_sets(cfg, args.set)
-        run_dir = Path(args.out or f"runs/{cfg.model}-{cfg.data}-{time.strftime('%Y%m%d-%H%M%S')}")
-        resume = False
+        if args.config or args.out or args.dry_run:
+            raise _config_error(
+                "--resume continues a run in its own folder: give it without --config, --out or --dry-run"
+            )
+        print(f"resuming run in {args.resume}", file=sys.stderr)
+        result = _interruptible(
+            lambda: launch.resume_run(
+                args.resume, given, sets=args.set, progress=not args.no_progress
+            ),
+            args.resume,
+        )
+        return _report_training(result, args.resume)
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    for key, value in given.items():
+        setattr(cfg, key, value)
+    cfg = cfg.with_sets(args.set)
+    run_dir = Path(args.out or f"runs/{cfg.model}-{cfg.data}-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.dry_run:
-        cfg.validate()
-        models.resolve_config(cfg.model, resolve_preset(cfg), **cfg.overrides)
-        print(json.dumps({"run_dir": str(run_dir), "train": dataclasses.asdict(cfg)}, indent=2))
+        summary = launch.plan(cfg).summary()
+        print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2, default=str))
         return 0
-    print(f"{'resuming' if resume else 'training'} run in {run_dir}", file=sys.stderr)
-    result = train(cfg, run_dir, resume=resume, progress=not args.no_progress)
+    print(f"training run in {run_dir}", file=sys.stderr)
+    result = _interruptible(
+        lambda: launch.train(cfg, run_dir, progress=not args.no_progress), run_dir
+    )
+    return _report_training(result, run_dir)
+
+
+def _interruptible(fn, run_dir):
+    """Run ``fn``; on Ctrl-C say what is left in ``run_dir`` and exit 130."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        from pixelzoo.runs import Checkpoints
+
+        try:
+            step = Checkpoints(Path(run_dir) / "checkpoints").step("last")
+        except Exception:  # noqa: BLE001 - a best-effort message on the way out
+            step = None
+        if step is None:
+            print("interrupted before the first checkpoint; nothing was kept", file=sys.stderr)
+        else:
+            print(
+                f"interrupted; the last checkpoint (step {step}) is intact: resume with "
+                f"pixelzoo train --resume {run_dir}",
+                file=sys.stderr,
+            )
+        raise SystemExit(130) from None
+
+
+def _report_training(result: dict, run_dir) -> int:
+    if result.get("already_finished"):
+        print(
+            f"the run in {run_dir} had already finished at step {result['step']}; give a larger "
+            "--steps, --epochs or --minutes to train it further"
+        )
+        return 0
     valid = result["valid"]
-    if valid:
+    if valid and "nats" in valid:
         what = "NLL" if valid["nats_kind"] == "exact" else "NLL upper bound (-IWAE)"
         print(
             f"step {result['step']}: valid {what} {valid['nats']:.3f} nats/image, "
-            f"{valid['bits_per_dim']:.4f} bits/dim (best {result['best_valid_nats']:.3f} nats)"
+            f"{valid['bits_per_dim']:.4f} bits/dim (best {result['best_valid']:.3f} nats)"
         )
+        nxt = f"pixelzoo evaluate {run_dir}; "
     else:
         print(f"step {result['step']}: a GAN has no validation likelihood; see its sample grids")
-    evaluate = "" if not valid else f"pixelzoo evaluate {run_dir}; "
-    print(
-        f"run saved in {run_dir}  (next: {evaluate}pixelzoo sample {run_dir} -n 16 --out samples.png)"
-    )
+        nxt = ""
+    print(f"run saved in {run_dir}  (next: {nxt}pixelzoo sample {run_dir} -n 16 --out samples.png)")
     return 0
 
 
 def cmd_train_evaluator(args) -> int:
-    from pixelzoo.evaluation.classifier import EvaluatorTraining, train_evaluator
+    from pixelzoo.training import EvaluatorTraining, train_evaluator
+    from pixelzoo.utils.settings import parse_text
 
     options = {}
     for pair in args.set:
         key, sep, text = pair.partition("=")
         if not sep or not key.startswith("data."):
-            raise ConfigError(f"--set here takes data.OPTION=VALUE, got {pair!r}")
-        options[key[5:]] = _parse_value(text)
-    datasets.options(args.data)  # an unknown dataset fails before anything is written
+            raise _config_error(f"--set here takes data.OPTION=VALUE, got {pair!r}")
+        options[key[5:]] = parse_text(text)
     cfg = EvaluatorTraining(
         data=args.data,
         data_dir=args.data_dir,
@@ -143,7 +204,9 @@ def cmd_train_evaluator(args) -> int:
     )
     run_dir = Path(args.out or f"runs/evaluator-{args.data}")
     print(f"training the evaluator classifier in {run_dir}", file=sys.stderr)
-    result = train_evaluator(cfg, run_dir, progress=not args.no_progress)
+    result = _interruptible(
+        lambda: train_evaluator(cfg, run_dir, progress=not args.no_progress), run_dir
+    )
     print(
         f"evaluator saved in {run_dir}: valid accuracy {result['valid_accuracy']:.4f}, "
         f"test accuracy {result['test_accuracy']:.4f}"
@@ -158,7 +221,7 @@ def cmd_compare(args) -> int:
     out = Path(args.out or f"reports/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.quick:
         if args.runs:
-            raise ConfigError("--quick trains its own runs; give either run folders or --quick")
+            raise _config_error("--quick trains its own runs; give either run folders or --quick")
         result = quick(out, progress=not args.no_progress)
     else:
         cfg = MeasureConfig(
@@ -170,77 +233,65 @@ def cmd_compare(args) -> int:
             naive_timing=not args.no_naive_timing,
             seed=args.seed,
         )
-        cfg.ais_config.validate()
         result = compare(
             args.runs,
             out,
             evaluator_dir=args.evaluator,
             inception=args.inception,
             cfg=cfg,
+            labels=args.label or None,
             progress=not args.no_progress,
         )
     print(f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.jsonl'}")
-    print((out / "report.md").read_text().split("## Reading")[0].split("\n\n", 1)[-1].strip())
+    print(result["summary"])
     return 0 if result["records"] else 1
 
 
-def cmd_evaluate(args) -> int:
-    from pixelzoo.evaluation import evaluate_nll
+def _device(args) -> str:
+    from pixelzoo.training.trainer import resolve_device
 
-    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
-    split = load_split(args.run, args.split, args.data_dir)
+    return resolve_device(args.device)
+
+
+def cmd_evaluate(args) -> int:
+    from pixelzoo.evaluation.nll import describe_nll, evaluate_nll
+    from pixelzoo.runs import Run
+
+    run = Run(args.run)
+    model = run.load_model(args.checkpoint, _device(args))
+    split = run.load_split(args.split, args.data_dir)
     result = evaluate_nll(model, split, args.batch_size, progress=not args.json)
-    given = {"class": " given each image's label"}.get(model.cond_kind, "")
-    if model.cond_optional:  # an auto-encoder: cond=None is the image's own code
-        given = " given each image's own code (a reconstruction NLL, not a likelihood of x)"
-    result["conditioned_on"] = given.removeprefix(" given ") or None
-    result["nats_kind"] = model.nats_kind
-    if model.nats_kind == "bound":
-        given += f" (an upper bound: -IWAE with k={model.config.iwae_samples})"
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(
-            f"{args.split}: {result['nats']:.4f} nats/image, {result['bits_per_dim']:.5f} bits/dim "
-            f"over {result['images']} images{given}"
-        )
+    print(json.dumps(result) if args.json else describe_nll(result, model))
     return 0
 
 
-def class_labels(model, n: int, chosen: int | None) -> torch.Tensor | None:
-    """``cond`` for ``n`` samples: all of class ``chosen``, or classes 0..N-1 in turn."""
-    if model.cond_kind != "class":
-        if chosen is not None:
-            raise ConfigError(
-                f"--class needs a class-conditional model; {model.registry_name} is not"
-            )
-        return None
-    if chosen is None:
-        return model.default_cond(n)
-    if not 0 <= chosen < model.num_classes:
-        raise ConfigError(f"--class must be in 0..{model.num_classes - 1}, got {chosen}")
-    return torch.full((n,), chosen, dtype=torch.long)
-
-
 def sampler_arg(parser) -> None:
+    from pixelzoo import models
+    from pixelzoo.sampling import SAMPLERS
+
+    cached = [
+        n
+        for n in models.names()
+        if getattr(models.get(n).cls, "has_cached_sampler", lambda: False)()
+    ]
     parser.add_argument(
         "--sampler",
         choices=list(SAMPLERS),
         default="auto",
-        help="cached: each layer computed once per position (pixelcnn, gated_pixelcnn, "
-        "pixelcnn_pp); naive: the whole network per draw (the reference); auto: cached "
-        "where the model has it. Both give the same images for a seed.",
+        help=f"cached: each layer computed once per position ({', '.join(cached)}); naive: the "
+        "whole network per draw (the reference); auto: cached where the model has it. Both give "
+        "the same images for a seed.",
     )
 
 
 def cmd_sample(args) -> int:
-    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
-    if model.cond_optional:  # an auto-encoder decodes codes of given images
-        raise ConfigError(
-            f"{model.registry_name} decodes codes of given images: use pixelzoo reconstruct "
-            f"RUN --out r.png"
-        )
-    cond = class_labels(model, args.n, args.class_)
+    import torch
+
+    from pixelzoo.data.images import save_grid
+    from pixelzoo.runs import Run
+
+    model = Run(args.run).load_model(args.checkpoint, _device(args))
+    cond = model.sample_cond(args.n, args.class_)
     g = torch.Generator().manual_seed(args.seed)
     x = model.sample(args.n, cond, generator=g, progress=True, sampler=args.sampler)
     nrow = args.nrow or (model.num_classes if cond is not None and args.class_ is None else None)
@@ -250,112 +301,82 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _run_split(args, model):
-    """The run's dataset split ``args.split`` (or ``args.data``), checked against the model."""
-    split = load_split(args.run, args.split, args.data_dir, dataset=args.data)
+def _run_split(args):
+    """The run's model and split ``args.split`` of its dataset (or of ``args.data``), checked."""
+    from pixelzoo.errors import ConfigError
+    from pixelzoo.runs import Run
+
+    run = Run(args.run)
+    model = run.load_model(args.checkpoint, _device(args))
+    split = run.load_split(args.split, args.data_dir, dataset=args.data)
     if tuple(split.image_shape) != tuple(model.image_shape) or split.levels != model.levels:
         raise ConfigError(
             f"dataset {split.name!r} has images {split.image_shape} with {split.levels} levels; "
             f"the model expects {model.image_shape} with {model.levels}"
         )
-    return split
+    return model, split
 
 
 def cmd_reconstruct(args) -> int:
-    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+    import torch
+
+    from pixelzoo.data.images import save_grid
+    from pixelzoo.errors import ConfigError
+    from pixelzoo.sampling.grids import reconstruction_grid
+
+    model, split = _run_split(args)
     if not hasattr(model, "reconstruct"):
         raise ConfigError(
             f"{model.registry_name} has no encoder; reconstruct needs a pixelcnn_ae run"
         )
-    split = _run_split(args, model)
     n = min(args.n, len(split))
     originals, _ = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
-    g = torch.Generator().manual_seed(args.seed)
-    decoded = model.reconstruct(
-        originals, args.samples, g, progress=True, sampler=args.sampler
-    ).cpu()
-    # Each row of the grid: the image, then decodings of its code.
-    grid = torch.cat([originals[:, None], decoded], 1).flatten(0, 1)
-    save_grid(grid, model.levels, args.out, nrow=args.samples + 1)
+    grid, nrow = reconstruction_grid(
+        model, originals, args.samples, torch.Generator().manual_seed(args.seed),
+        sampler=args.sampler, progress=True,
+    )  # fmt: skip
+    save_grid(grid, model.levels, args.out, nrow=nrow)
     print(f"wrote {n} images x {args.samples} decodings of their codes to {args.out}")
     return 0
 
 
 def cmd_complete(args) -> int:
-    model = load_model(args.run, args.checkpoint, resolve_device(args.device))
+    import torch
+
+    from pixelzoo import models
+    from pixelzoo.data.images import save_grid
+    from pixelzoo.errors import ConfigError
+    from pixelzoo.sampling.grids import completion_grid
+
+    model, split = _run_split(args)
     if not isinstance(model, models.AutoregressiveModel):
         raise ConfigError(
             f"{model.registry_name} cannot complete images: completion samples the missing "
             f"rows given the kept ones, which needs an autoregressive model"
         )
-    split = _run_split(args, model)
     n = min(args.n, len(split))
     originals, labels = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
-    given = originals.repeat_interleave(args.completions, 0)
-    cond = None
-    if model.cond_kind == "class":  # complete each image given its true class
-        if labels is None:
-            raise ConfigError(
-                f"the model is class-conditional; dataset {split.name!r} has no labels"
-            )
-        cond = labels.repeat_interleave(args.completions, 0)
-    elif model.cond_optional:  # an auto-encoder: given the code of the whole image
-        cond = model.encode(given.to(next(model.parameters()).device))
-    g = torch.Generator().manual_seed(args.seed)
-    filled = model.complete(
-        given, args.rows, cond, generator=g, progress=True, sampler=args.sampler
-    ).cpu()
-    # Each row of the grid: the occluded input, the completions, the original.
-    occluded = originals.clone()
-    occluded[:, :, args.rows :] = 0
-    rows = []
-    for k in range(n):
-        rows += [
-            occluded[k : k + 1],
-            filled[k * args.completions : (k + 1) * args.completions],
-            originals[k : k + 1],
-        ]
-    save_grid(torch.cat(rows), model.levels, args.out, nrow=args.completions + 2)
+    grid, nrow = completion_grid(
+        model, originals, labels, args.rows, args.completions,
+        torch.Generator().manual_seed(args.seed), sampler=args.sampler, progress=True,
+    )  # fmt: skip
+    save_grid(grid, model.levels, args.out, nrow=nrow)
     print(
         f"wrote {n} images x {args.completions} completions (top {args.rows} rows kept) to {args.out}"
     )
     return 0
 
 
-def _image_shape(text: str) -> tuple[int, int, int]:
-    """argparse type: ``C,H,W``."""
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected C,H,W with positive sizes, got {text!r}")
-    return shape
-
-
 def cmd_receptive_field(args) -> int:
-    from pixelzoo.evaluation import plot_receptive_fields, receptive_field
+    from pixelzoo.evaluation import plot_receptive_fields, receptive_fields
 
-    fields = {}
-    for item in args.models:
-        if Path(item).is_dir():  # a run: its trained weights
-            model, label = load_model(item, args.checkpoint, "cpu"), Path(item).name
-        else:  # a model name: fresh weights at the preset (the architecture's field)
-            torch.manual_seed(args.seed)
-            model = models.build(item, args.shape, args.levels, args.preset)
-            label = item
-        pixel = tuple(args.pixel) if args.pixel else None
-        fields[label] = receptive_field(model, pixel, seed=args.seed)
+    fields = receptive_fields(
+        args.models, preset=args.preset, shape=args.shape, levels=args.levels,
+        pixel=tuple(args.pixel) if args.pixel else None, checkpoint=args.checkpoint,
+        seed=args.seed,
+    )  # fmt: skip
     plot_receptive_fields(fields, args.out)
-    summary = {
-        name: {
-            "pixel": list(rf.pixel),
-            "blind_spot_pixels": rf.blind_spot,
-            "past_pixels": int(rf.past.sum()),
-            "future_pixels_seen": rf.future_seen,
-        }
-        for name, rf in fields.items()
-    }
+    summary = {name: rf.summary() for name, rf in fields.items()}
     if args.json:
         print(json.dumps({"out": str(args.out), "models": summary}))
     else:
@@ -369,102 +390,186 @@ def cmd_receptive_field(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from pixelzoo import models
+
     for name in models.names():
         entry = models.get(name)
-        print(f"{name:16s} {entry.summary}")
+        cached = getattr(entry.cls, "has_cached_sampler", lambda: False)()
+        print(f"{name:16s} {entry.summary}{' [cached sampler]' if cached else ''}")
         for preset, values in entry.presets.items():
-            print(f"    preset {preset:16s} {values}")
+            print(f"    preset {preset:22s} {values}")
+    print("\nsettings of a model and of training: pixelzoo settings MODEL")
     return 0
 
 
 def cmd_datasets(args) -> int:
+    from pixelzoo import data as datasets
+
     for name in datasets.names():
         print(f"{name:16s} options: {', '.join(datasets.options(name)) or '-'}")
     return 0
 
 
+def cmd_settings(args) -> int:
+    from pixelzoo import models
+    from pixelzoo.training import TrainConfig
+    from pixelzoo.utils import settings
+
+    groups = []
+    if args.model:
+        entry = models.get(args.model)
+        preset = args.preset or "default"
+        if preset not in entry.presets:
+            raise _config_error(
+                f"model {args.model!r} has no preset {preset!r}; valid presets: {', '.join(entry.presets)}"
+            )
+        groups.append(
+            (
+                f"model {args.model} (preset {preset}): --set KEY=VALUE",
+                settings.describe(entry.config_cls, entry.presets[preset]),
+            )  # fmt: skip
+        )
+    groups.append(
+        ("training: --set KEY=VALUE (or a flag of train)", settings.describe(TrainConfig))
+    )
+    if args.json:
+        print(json.dumps({title: rows for title, rows in groups}, default=str))
+        return 0
+    for title, rows in groups:
+        print(title)
+        for r in rows:
+            allowed = f", {r['allowed']}" if r["allowed"] else ""
+            print(f"  {r['name']} ({r['type']}{allowed}; default {r['default']!r})")
+            if r["help"]:
+                print(f"      {r['help']}")
+        print()
+    print("dataset options: --set data.OPTION=VALUE (pixelzoo datasets lists them)")
+    return 0
+
+
+def _config_error(message: str):
+    from pixelzoo.errors import ConfigError
+
+    return ConfigError(message)
+
+
+# ---------------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
+    from pixelzoo import __version__, models
+    from pixelzoo import data as datasets
+
     p = argparse.ArgumentParser(
         prog="pixelzoo",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train, sample, evaluate and compare image generative models: the PixelCNN "
+        "family with exact likelihoods, and the GANs and VAE they are weighed against.",
+        epilog=__doc__.split("\n\n")[1],
+        formatter_class=HelpFormatter,
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p.add_argument("--version", action="version", version=f"pixelzoo {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = HelpFormatter
 
     t = sub.add_parser(
-        "train", help="train a model (defaults: PixelCNN on the digits)", formatter_class=fmt
+        "train", help="train a model (default: PixelCNN on the digits)", formatter_class=fmt
     )
-    t.add_argument("--model", default="pixelcnn", help=f"one of: {', '.join(models.names())}")
+    t.add_argument(
+        "--model", default=None, help=f"one of: {', '.join(models.names())} (default: pixelcnn)"
+    )
     t.add_argument(
         "--preset",
         default=None,
         help="model preset (default: the one named after the data, else 'default')",
     )
-    t.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.names())}")
+    t.add_argument(
+        "--data", default=None, help=f"one of: {', '.join(datasets.names())} (default: digits)"
+    )
     t.add_argument(
         "--data-dir",
         default=None,
-        help="folder holding the dataset files (default: download cache)",
+        help="folder holding the dataset files (default: the download cache)",
     )
     t.add_argument("--out", default=None, help="run folder (default: runs/MODEL-DATA-TIME)")
     t.add_argument(
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue this run from its last checkpoint",
+        help="continue this run from its last checkpoint; --steps/--epochs/--minutes, "
+        "--lr and logging settings may change, recorded at the step they take effect",
+    )
+    t.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="start from the settings in FILE: a run's config.json (replayed, with its "
+        "full model settings) or a JSON file of training settings; flags and --set apply on top",
     )
     t.add_argument("--steps", type=positive_int, default=None, help="stop after this many steps")
     t.add_argument(
-        "--epochs", type=positive_int, default=None, help="stop after this many epochs (default 20)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="stop after this many epochs (default: 20 when no limit is given)",
     )
     t.add_argument(
-        "--minutes", type=float, default=None, help="stop after this many minutes of training"
+        "--minutes",
+        type=positive_float,
+        default=None,
+        help="stop after this many minutes of training",
     )
     t.add_argument(
-        "--batch-size", type=positive_int, default=None, help="global batch size (default 64)"
+        "--batch-size", type=positive_int, default=None, help="global batch size (default: 64)"
     )
     t.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         default=None,
-        help="Adam learning rate (default: the model's, 1e-3; dcgan 2e-4)",
+        help="Adam learning rate (default: the model family's, 1e-3; dcgan 2e-4)",
     )
     t.add_argument(
         "--cond",
         default=None,
         choices=["class"],
-        help="'class': train p(x | label) on the data's labels (gated_pixelcnn)",
+        help="'class': train p(x | label) on the data's labels",
     )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
+    t.add_argument(
+        "--seed", type=seed, default=None, help="seed of every random number generator (default: 0)"
+    )
+    t.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
     t.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="model setting (e.g. blocks=15), training setting (e.g. lr_decay=0.9999) or data.OPTION",
+        help="a model setting (blocks=15), a training setting (lr_decay=0.9999, amp=true) "
+        "or data.OPTION; pixelzoo settings MODEL lists them",
     )
     t.add_argument(
-        "--dry-run", action="store_true", help="print the resolved configuration and exit"
+        "--dry-run",
+        action="store_true",
+        help="print the resolved configuration (what the run's config.json will hold) and exit",
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
     v = sub.add_parser(
         "train-evaluator",
-        help="train the classifier behind FID/KID/IS and mode counts on labelled digit-like data",
         formatter_class=fmt,
+        help="train the classifier behind FID/KID/IS and mode counts on labelled digit-like data",
     )
     v.add_argument("--data", default="digits", help="a labelled dataset: digits, mnist, ...")
     v.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     v.add_argument("--out", default=None, help="run folder (default: runs/evaluator-DATA)")
     v.add_argument(
-        "--epochs", type=positive_int, default=None, help="default: 40 on digits, else 4"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs (default: 40 on digits, else 4)",
     )
-    v.add_argument("--batch-size", type=positive_int, default=128)
-    v.add_argument("--lr", type=float, default=1e-3)
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
+    v.add_argument(
+        "--lr", type=positive_float, default=1e-3, help="Adam learning rate (cosine schedule)"
+    )
+    v.add_argument("--seed", type=seed, default=0, help="seed of every random number generator")
     v.add_argument(
         "--set",
         action="append",
@@ -477,10 +582,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = sub.add_parser(
         "compare",
-        help="measure runs side by side and write report.html/report.md/metrics.jsonl",
         formatter_class=fmt,
+        help="measure runs side by side and write report.html/report.md/metrics.jsonl",
     )
     cp.add_argument("runs", nargs="*", metavar="RUN_DIR", help="trained runs on one dataset")
+    cp.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the report's name for each run, in order (default: the run folder's name)",
+    )
     cp.add_argument("--out", default=None, help="report folder (default: reports/compare-TIME)")
     cp.add_argument(
         "--quick",
@@ -509,28 +621,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="test images for the NLL (default: all)",
     )
     cp.add_argument("--no-ais", action="store_true", help="skip AIS for GANs and VAEs")
-    cp.add_argument("--ais-images", type=positive_int, default=100)
-    cp.add_argument("--ais-steps", type=positive_int, default=500)
-    cp.add_argument("--ais-chains", type=positive_int, default=8)
+    cp.add_argument("--ais-images", type=positive_int, default=100, help="test images AIS runs on")
+    cp.add_argument(
+        "--ais-steps", type=positive_int, default=500, help="AIS intermediate distributions"
+    )
+    cp.add_argument("--ais-chains", type=positive_int, default=8, help="AIS chains per image")
     cp.add_argument(
         "--no-naive-timing",
         action="store_true",
         help="do not time the naive sampler of models with a cached one",
     )
-    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
     cp.add_argument("--no-progress", action="store_true", help="no progress bar")
     cp.set_defaults(func=cmd_compare)
 
     def run_args(q):
         q.add_argument("run", metavar="RUN_DIR")
-        q.add_argument("--checkpoint", default="best", choices=["best", "last"])
-        q.add_argument("--device", default="auto")
+        q.add_argument(
+            "--checkpoint",
+            default="best",
+            choices=["best", "last"],
+            help="which checkpoint's weights",
+        )
+        q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
     e = sub.add_parser("evaluate", help="exact test NLL of a run", formatter_class=fmt)
     run_args(e)
-    e.add_argument("--split", default="test", choices=list(datasets.SPLITS))
-    e.add_argument("--data-dir", default=None)
-    e.add_argument("--batch-size", type=positive_int, default=256)
+    e.add_argument("--split", default="test", choices=list(datasets.SPLITS), help="dataset split")
+    e.add_argument(
+        "--data-dir", default=None, help="folder holding the dataset files (default: the run's)"
+    )
+    e.add_argument("--batch-size", type=positive_int, default=256, help="images per batch")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
 
@@ -538,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(s)
     s.add_argument("-n", type=positive_int, default=16, help="number of samples")
     s.add_argument("--out", required=True, help="PNG file")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0, help="seed of the sampler")
     s.add_argument("--nrow", type=positive_int, default=None, help="images per grid row")
     s.add_argument(
         "--class",
@@ -552,17 +673,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     rc = sub.add_parser(
         "reconstruct",
-        help="decode the codes of test images several times (pixelcnn_ae runs)",
         formatter_class=fmt,
+        help="decode the codes of test images several times (pixelcnn_ae runs)",
     )
     run_args(rc)
     rc.add_argument("--data", default=None, help="dataset (default: the run's)")
-    rc.add_argument("--data-dir", default=None)
-    rc.add_argument("--split", default="test", choices=list(datasets.SPLITS))
+    rc.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    rc.add_argument("--split", default="test", choices=list(datasets.SPLITS), help="dataset split")
     rc.add_argument("-n", type=positive_int, default=8, help="number of images")
     rc.add_argument("--samples", type=positive_int, default=4, help="decodings per image")
     rc.add_argument("--out", required=True, help="PNG file")
-    rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument(
+        "--seed", type=seed, default=0, help="seed of the images' choice and the sampler"
+    )
     sampler_arg(rc)
     rc.set_defaults(func=cmd_reconstruct)
 
@@ -571,20 +694,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_args(c)
     c.add_argument("--data", default=None, help="dataset (default: the run's)")
-    c.add_argument("--data-dir", default=None)
-    c.add_argument("--split", default="test", choices=list(datasets.SPLITS))
+    c.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    c.add_argument("--split", default="test", choices=list(datasets.SPLITS), help="dataset split")
     c.add_argument("--rows", type=int, required=True, help="rows kept from the top")
     c.add_argument("-n", type=positive_int, default=8, help="number of images")
     c.add_argument("--completions", type=positive_int, default=4, help="completions per image")
     c.add_argument("--out", required=True, help="PNG file")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--seed", type=seed, default=0, help="seed of the images' choice and the sampler"
+    )
     sampler_arg(c)
     c.set_defaults(func=cmd_complete)
 
     r = sub.add_parser(
         "receptive-field",
-        help="PNG of receptive fields measured by gradients (the blind spot made visible)",
         formatter_class=fmt,
+        help="PNG of receptive fields measured by gradients (the blind spot made visible)",
     )
     r.add_argument(
         "models",
@@ -594,32 +719,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="model names (fresh weights at --preset) or run folders (trained weights)",
     )
     r.add_argument("--preset", default="binarized_mnist", help="preset for model names")
-    r.add_argument("--shape", type=_image_shape, default=(1, 28, 28), help="C,H,W for model names")
+    r.add_argument("--shape", type=image_shape, default=(1, 28, 28), help="C,H,W for model names")
     r.add_argument("--levels", type=int, default=2, help="levels for model names")
-    r.add_argument("--pixel", type=int, nargs=2, metavar=("ROW", "COL"), help="default: centre")
-    r.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--pixel", type=int, nargs=2, metavar=("ROW", "COL"), help="the pixel (default: the centre)"
+    )
+    r.add_argument(
+        "--checkpoint", default="best", choices=["best", "last"], help="checkpoint of runs"
+    )
+    r.add_argument("--seed", type=seed, default=0, help="seed of the fresh weights and the input")
     r.add_argument("--out", default="receptive_field.png", help="PNG file")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_receptive_field)
 
-    sub.add_parser("models", help="list models and presets").set_defaults(func=cmd_models)
-    sub.add_parser("datasets", help="list datasets and options").set_defaults(func=cmd_datasets)
+    sub.add_parser("models", help="list models and presets", formatter_class=fmt).set_defaults(
+        func=cmd_models
+    )
+    sub.add_parser("datasets", help="list datasets and options", formatter_class=fmt).set_defaults(
+        func=cmd_datasets
+    )
+    st = sub.add_parser(
+        "settings",
+        formatter_class=fmt,
+        help="list the settings --set accepts: a model's (with a preset's values) and training's",
+    )
+    st.add_argument(
+        "model", nargs="?", default=None, help="a model name (omit for training settings only)"
+    )
+    st.add_argument("--preset", default=None, help="show this preset's values (default: 'default')")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(func=cmd_settings)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except PixelzooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        from pixelzoo.errors import PixelzooError
+
+        args = build_parser().parse_args(argv)
+        try:
+            return args.func(args)
+        except PixelzooError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
-        print(
-            "interrupted; the last checkpoint is intact (resume with pixelzoo train --resume RUN_DIR)",
-            file=sys.stderr,
-        )
+        print("interrupted", file=sys.stderr)
         return 130
 
 

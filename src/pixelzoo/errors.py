@@ -27,5 +27,13 @@ class CheckpointError(PixelzooError):
     """A run folder or checkpoint is missing or corrupt."""
 
 
+class WriteError(PixelzooError):
+    """A file could not be written (disk full, a read-only folder); nothing half-written is left."""
+
+
+class RunLocked(PixelzooError):
+    """Another process holds the run folder (two trainers must never share one)."""
+
+
 class TrainingDiverged(PixelzooError):
     """The loss (or the weights) became NaN/inf; the last good checkpoint is kept."""

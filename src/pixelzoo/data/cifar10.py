@@ -55,15 +55,33 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    def bad(why: str):
+        return DataError(f"{path} is not a valid CIFAR-10 python batch ({why})")
+
     try:
         with open(path, "rb") as f:
             d = _SafeUnpickler(f, encoding="bytes").load()
-        data, labels = np.asarray(d[b"data"], dtype=np.uint8), np.asarray(d[b"labels"])
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{path} is not a valid CIFAR-10 python batch ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror})") from None
+    except Exception as e:  # noqa: BLE001 - the file is untrusted: any failure is "not a batch"
+        raise bad(f"{type(e).__name__}: {e}") from None
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        raise bad("not a dict with b'data' and b'labels'")
+    data, labels = d[b"data"], d[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise bad("b'data' is not a uint8 array")
+    if not isinstance(labels, (list, np.ndarray)) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels
+    ):
+        raise bad("b'labels' is not a list of whole numbers")
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(f"{path} is corrupt: data {data.shape}, {len(labels)} labels")
-    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(
+            f"{path} is corrupt: a label is outside 0..9 ({labels.min()}..{labels.max()})"
+        )
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 def _read_binary_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

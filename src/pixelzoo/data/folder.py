@@ -7,6 +7,7 @@ fixed permutation into 80% train / 10% valid / 10% test.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,16 @@ def load_folder(
     arrays = []
     for path in files:
         try:
-            with Image.open(path) as im:
-                im = im.convert(mode).resize((size, size), Image.Resampling.LANCZOS)
-                arrays.append(np.asarray(im, dtype=np.uint8).reshape(size, size, channels))
-        except (UnidentifiedImageError, OSError) as e:
+            # An image larger than Pillow's limit is a decompression bomb, never a photo
+            # to resize: an error, not Pillow's warning.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    im = im.convert(mode).resize((size, size), Image.Resampling.LANCZOS)
+                    arrays.append(np.asarray(im, dtype=np.uint8).reshape(size, size, channels))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise DataError(f"image {path} is too large to decode safely ({e})") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
             raise DataError(f"image {path} cannot be read ({e})") from None
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return ImageDataset(quantize(x, levels), levels=levels, name="folder", split=split)

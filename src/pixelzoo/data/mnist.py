@@ -77,6 +77,11 @@ def read_idx(path: Path, expected_count: int) -> np.ndarray:
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
         raise DataError(f"{path} is not an idx file of unsigned bytes (bad magic number)")
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(
+            f"{path} is truncated: its {len(data)} bytes end inside the idx header of "
+            f"{4 + 4 * ndim} bytes"
+        )
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if dims[0] != expected_count or body.size != int(np.prod(dims)):
@@ -105,7 +110,14 @@ def load_mnist(
     prefix = "test" if split == "test" else "train"
     count = 10_000 if prefix == "test" else 60_000
     images = read_idx(resolve("mnist", MNIST_FILES[f"{prefix}-images"], root), count)
-    labels = read_idx(resolve("mnist", MNIST_FILES[f"{prefix}-labels"], root), count)
+    label_path = resolve("mnist", MNIST_FILES[f"{prefix}-labels"], root)
+    labels = read_idx(label_path, count)
+    if labels.ndim != 1 or images.ndim != 3:
+        raise DataError(f"{label_path} and its images file are swapped or not MNIST's")
+    if labels.size and int(labels.max()) > 9:
+        raise DataError(
+            f"{label_path} is corrupt: a label is {int(labels.max())}, not a digit 0..9"
+        )
     if prefix == "train":
         cut = (
             slice(None, 60_000 - valid_size)

@@ -7,6 +7,7 @@ from pixelzoo.evaluation.receptive_field import (
     ReceptiveField,
     plot_receptive_fields,
     receptive_field,
+    receptive_fields,
 )
 from pixelzoo.evaluation.swd import swd
 
@@ -18,5 +19,6 @@ __all__ = [
     "ms_ssim_diversity",
     "plot_receptive_fields",
     "receptive_field",
+    "receptive_fields",
     "swd",
 ]

@@ -44,6 +44,8 @@ from tqdm.auto import tqdm
 
 from pixelzoo.data.base import check_image_set
 from pixelzoo.errors import ConfigError, InputError
+from pixelzoo.models.adversarial import AdversarialModel
+from pixelzoo.models.vae import VAE
 
 
 # ---------------------------------------------------------------------- decoders
@@ -161,9 +163,6 @@ class VAEDecoder(Decoder):
 
 def decoder_of(model, **observation) -> Decoder:
     """The :class:`Decoder` view of a GAN or VAE (``observation``: ``eps``/``sigma`` for GANs)."""
-    from pixelzoo.models.adversarial import AdversarialModel
-    from pixelzoo.models.vae import VAE
-
     if isinstance(model, AdversarialModel):
         return GANDecoder(model, **observation)
     if isinstance(model, VAE):
@@ -385,7 +384,7 @@ def choose_gan_noise(
     images, not the test images reported). Returns ``{"eps" or "sigma": value, "scores": {...}}``.
     """
     cfg = cfg or AISConfig(steps=100, chains=4, leapfrog=5)
-    key = "eps" if model.output == "bernoulli" else "sigma"
+    key = model.noise_key
     scores = {}
     for value in NOISE_GRID[key]:
         est = ais_log_prob(GANDecoder(model, **{key: value}), x, cfg, generator=generator)

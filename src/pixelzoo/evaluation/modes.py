@@ -21,8 +21,8 @@ import math
 import torch
 
 from pixelzoo.data.base import check_image_set
+from pixelzoo.data.images import save_grid
 from pixelzoo.errors import InputError
-from pixelzoo.utils.images import save_grid
 
 
 def mode_statistics(labels: torch.Tensor, num_modes: int) -> dict:

@@ -33,7 +33,7 @@ def nll_sum(
     A class-conditional model is given each image's label: the result is then
     -log p(x | y).
     """
-    device = next(model.parameters()).device
+    device = model.device
     was_training = model.training
     model.eval()
     total = 0.0
@@ -55,10 +55,11 @@ def nll_sum(
 
 
 def evaluate_nll(model, dataset, batch_size: int = 256, progress: bool = False) -> dict:
-    """``{"nats", "bits_per_dim", "split", "images", "nats_kind"}`` for the whole ``dataset``.
+    """``{"nats", "bits_per_dim", "split", "images", "nats_kind", "conditioned_on"}`` for ``dataset``.
 
     ``nats_kind`` says what the number is: "exact" (autoregressive models) or
-    "bound" (a VAE's IWAE bound, so an upper bound on the NLL).
+    "bound" (a VAE's IWAE bound, so an upper bound on the NLL); ``conditioned_on``
+    what the likelihood is conditioned on (None: it is p(x)).
     """
     n = len(dataset)
     nats = nll_sum(model, dataset, torch.arange(n), batch_size, progress) / n
@@ -68,4 +69,15 @@ def evaluate_nll(model, dataset, batch_size: int = 256, progress: bool = False) 
         "split": dataset.split,
         "images": n,
         "nats_kind": getattr(model, "nats_kind", "exact"),
+        "conditioned_on": getattr(model, "conditioned_on", None),
     }
+
+
+def describe_nll(result: dict, model) -> str:
+    """The result of :func:`evaluate_nll` as one line a person reads."""
+    given = f" given {result['conditioned_on']}" if result.get("conditioned_on") else ""
+    caveat = getattr(model, "nll_caveat", None)
+    return (
+        f"{result['split']}: {result['nats']:.4f} nats/image, {result['bits_per_dim']:.5f} bits/dim "
+        f"over {result['images']} images{given}{f' ({caveat})' if caveat else ''}"
+    )

@@ -14,11 +14,14 @@ from __future__ import annotations
 import copy
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from pixelzoo import models
 from pixelzoo.errors import InputError
+from pixelzoo.runs import Run
 from pixelzoo.utils.io import atomic_write_bytes
 
 
@@ -51,6 +54,15 @@ class ReceptiveField:
     def blind_spot(self) -> int:
         """Number of past pixels the outputs do not depend on."""
         return int((self.past & ~self.seen).sum())
+
+    def summary(self) -> dict:
+        """The counts as JSON: the pixel, its blind spot, the past pixels, future pixels seen."""
+        return {
+            "pixel": list(self.pixel),
+            "blind_spot_pixels": self.blind_spot,
+            "past_pixels": int(self.past.sum()),
+            "future_pixels_seen": self.future_seen,
+        }
 
     @property
     def future_seen(self) -> int:
@@ -88,6 +100,31 @@ def receptive_field(
     if c > 1:  # own-pixel channel dependencies are allowed in colour (R -> G -> B)
         rf.grad[i, j] = 0.0
     return rf
+
+
+def receptive_fields(
+    items,
+    *,
+    preset: str = "default",
+    shape: tuple[int, int, int] = (1, 28, 28),
+    levels: int = 2,
+    pixel: tuple[int, int] | None = None,
+    checkpoint: str = "best",
+    seed: int = 0,
+) -> dict[str, ReceptiveField]:
+    """Receptive fields of several models: each item a model name (fresh weights at
+    ``preset`` for images ``shape`` with ``levels`` values: the architecture's field) or
+    a run folder (its trained weights). Keyed by the name, or the run folder's name."""
+    fields = {}
+    for item in items:
+        if Path(item).is_dir():
+            run = Run(item)
+            model, label = run.load_model(checkpoint), run.label
+        else:
+            torch.manual_seed(seed)
+            model, label = models.build(item, shape, levels, preset), str(item)
+        fields[label] = receptive_field(model, pixel, seed=seed)
+    return fields
 
 
 def plot_receptive_fields(fields: dict[str, ReceptiveField], path) -> None:

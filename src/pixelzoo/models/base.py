@@ -27,6 +27,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from pixelzoo import sampling
 from pixelzoo.data.base import to_unit
 from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.likelihoods import for_levels
@@ -162,11 +163,48 @@ class GenerativeModel(nn.Module):
         if not torch.isfinite(cond).all():
             raise InputError(f"{name}: cond contains NaN or inf")
 
-    def default_cond(self, n: int):
-        """A ``cond`` for ``n`` preview samples: labels ``0, 1, .., N-1, 0, ..`` (class models)."""
-        if self.cond_kind == "class":
+    def sample_cond(self, n: int, klass: int | None = None):
+        """The ``cond`` with which to draw ``n`` samples without given inputs.
+
+        None for an unconditional model. For a class-conditional one: ``n`` labels of
+        class ``klass``, or with ``klass=None`` the classes ``0, 1, .., N-1, 0, ..`` in
+        turn (samples of p(x) = mean_y p(x | y) when N divides n). A model conditioned
+        on vectors, maps or its own code has no such ``cond``: one sentence says so.
+        """
+        name, kind = self.registry_name, self.cond_kind
+        if self.cond_optional:
+            raise ConfigError(
+                f"{name} models p(x | its own code), not p(x): it has no samples without given "
+                "images; use pixelzoo reconstruct (model.reconstruct) to decode their codes"
+            )
+        if kind is None:
+            if klass is not None:
+                raise ConfigError(f"a class was asked for, but {name} is not class-conditional")
+            return None
+        if kind != "class":
+            raise ConfigError(
+                f"{name} is conditioned on {kind} input, which no dataset provides: pass cond "
+                "to model.sample yourself"
+            )
+        if klass is None:
             return torch.arange(n) % self.num_classes
-        return None
+        if not 0 <= klass < self.num_classes:
+            raise ConfigError(f"class must be in 0..{self.num_classes - 1}, got {klass}")
+        return torch.full((n,), klass, dtype=torch.long)
+
+    def completion_cond(self, x: torch.Tensor, labels: torch.Tensor | None):
+        """The ``cond`` with which to complete images ``x`` (whose labels are ``labels``).
+
+        A class-conditional model completes each image given its own label; an
+        unconditional one needs none.
+        """
+        if self.cond_kind == "class":
+            if labels is None:
+                raise ConfigError(
+                    f"{self.registry_name} is class-conditional; the images have no labels"
+                )
+            return labels
+        return self.sample_cond(len(x))
 
     def preview(self, n: int, dataset, generator: torch.Generator | None = None):
         """Images for the trainer's grid after each epoch, and the grid's row length.
@@ -177,12 +215,34 @@ class GenerativeModel(nn.Module):
         if self.conditional and self.cond_kind != "class":
             return None, None
         nrow = self.num_classes if self.cond_kind == "class" else None
-        return self.sample(n, self.default_cond(n), generator), nrow
+        return self.sample(n, self.sample_cond(n), generator), nrow
+
+    @property
+    def conditioned_on(self) -> str | None:
+        """What :meth:`log_prob` is conditioned on when evaluated on a dataset, in words."""
+        if self.cond_optional:
+            return "each image's own code (a reconstruction NLL, not a likelihood of x)"
+        return "each image's label" if self.cond_kind == "class" else None
+
+    @property
+    def nll_caveat(self) -> str | None:
+        """What a reader must know about the NLL figure (None for an exact likelihood)."""
+        return None
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether training batches carry the data's labels (class-conditional models)."""
+        return self.cond_kind == "class"
 
     @property
     def dtype(self) -> torch.dtype:
         """The floating-point type of the weights."""
         return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the weights."""
+        return next(self.parameters()).device
 
     @torch.no_grad()
     def sample(
@@ -241,6 +301,19 @@ class AutoregressiveModel(GenerativeModel):
         """Distribution parameters ``[B, P, H, W]`` for every sub-pixel."""
         return self.network(self.embed(x).to(self.dtype), cond)
 
+    def cached_stepper(self, x: torch.Tensor, cond=None):
+        """A stepper that computes each activation once, as it becomes final, or None.
+
+        Models with a cached sampler return one (see :mod:`pixelzoo.sampling.steppers`
+        for the interface); the default None makes :meth:`sample` use the naive one.
+        """
+        return None
+
+    @classmethod
+    def has_cached_sampler(cls) -> bool:
+        """Whether :meth:`cached_stepper` is defined for this model (derived, not declared)."""
+        return cls.cached_stepper is not AutoregressiveModel.cached_stepper
+
     def log_prob(self, x: torch.Tensor, cond=None, reduction: str = "sum") -> torch.Tensor:
         """Exact log-likelihood in nats.
 
@@ -283,9 +356,7 @@ class AutoregressiveModel(GenerativeModel):
         network once per sub-pixel (the reference); ``"auto"`` takes the cached one
         where the model has it. Both give the same images for the same generator.
         """
-        from pixelzoo.sampling import sample
-
-        return sample(self, n, cond, generator, progress=progress, sampler=sampler)
+        return sampling.sample(self, n, cond, generator, progress=progress, sampler=sampler)
 
     def complete(
         self,
@@ -298,6 +369,4 @@ class AutoregressiveModel(GenerativeModel):
         sampler: str = "auto",
     ) -> torch.Tensor:
         """Keep the top ``rows`` rows of images ``x`` and sample the rest (see :meth:`sample`)."""
-        from pixelzoo.sampling import complete
-
-        return complete(self, x, rows, cond, generator, progress=progress, sampler=sampler)
+        return sampling.complete(self, x, rows, cond, generator, progress=progress, sampler=sampler)

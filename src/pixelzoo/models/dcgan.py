@@ -16,7 +16,7 @@ Training (§4): Adam with lr 2e-4 and beta1 0.5, minibatches of 128, weights fro
 N(0, 0.02) (batch-norm scales from N(1, 0.02)).
 
 Sizes: the generator starts at the base size of
-:func:`~pixelzoo.models.adversarial.resolution_ladder` (4x4 for 8x8 and 32x32,
+:func:`~pixelzoo.nn.sizes.resolution_ladder` (4x4 for 8x8 and 32x32,
 7x7 for 28x28) and doubles until the image size, halving its feature maps each
 time: 32x32 with ``filters=128`` is 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32xC.
 
@@ -34,18 +34,29 @@ import torch
 from torch import nn
 
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.adversarial import AdversarialModel, resolution_ladder
+from pixelzoo.models.adversarial import LOSSES, OUTPUTS, AdversarialModel
 from pixelzoo.models.registry import register
+from pixelzoo.nn.sizes import resolution_ladder
+from pixelzoo.utils.settings import setting
 
 
 @dataclass
 class DCGANConfig:
-    """Hyper-parameters of a DCGAN (see the module docstring)."""
+    """Hyper-parameters of a DCGAN (see the module docstring).
 
-    latent_dim: int = 100
-    filters: int = 64  # maps of the generator's last hidden layer and the discriminator's first
-    output: str = "auto"  # "tanh", "bernoulli" (binary data) or "auto"
-    loss: str = "nonsaturating"
+    Args:
+        latent_dim: size of the latent vector z ~ N(0, I).
+        filters: maps of the generator's last hidden layer and the discriminator's
+            first (doubled at every halving of the size).
+        output: "tanh", "bernoulli" (binary data) or "auto" (bernoulli for binary data).
+        loss: "nonsaturating" (DCGAN) or "wgan-gp".
+        batch_norm: batch normalization in both networks (§3).
+    """
+
+    latent_dim: int = setting(100, low=1, high=4096)
+    filters: int = setting(64, low=1, high=1024)
+    output: str = setting("auto", choices=OUTPUTS)
+    loss: str = setting("nonsaturating", choices=LOSSES)
     batch_norm: bool = True
 
 
@@ -58,6 +69,8 @@ PRESETS = {
     "binarized_mnist": {"latent_dim": 100, "filters": 64, "output": "bernoulli"},
     # 32x32 colour: 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x3 (the paper's widths).
     "cifar10": {"latent_dim": 100, "filters": 128},
+    # The smallest model with every part, for the tests.
+    "tiny": {"latent_dim": 8, "filters": 8},
 }
 
 

@@ -70,6 +70,8 @@ from pixelzoo.nn import (
     masked_output_layers,
     shift_down,
 )
+from pixelzoo.sampling.steppers import Buffer, at, like_model, pixel_input
+from pixelzoo.utils.settings import setting
 
 
 @dataclass
@@ -87,14 +89,14 @@ class GatedPixelCNNConfig:
         cond_maps: feature maps of the up-sampling network m (spatial maps only).
     """
 
-    hidden: int = 32
-    layers: int = 5
-    first_kernel: int = 7
-    kernel: int = 3
-    out_hidden: int = 64
-    num_classes: int | None = None
-    cond_shape: tuple[int, ...] | None = None
-    cond_maps: int = 32
+    hidden: int = setting(32, low=1, high=4096)
+    layers: int = setting(5, low=0, high=1000)
+    first_kernel: int = setting(7, low=1, high=31)
+    kernel: int = setting(3, low=1, high=31)
+    out_hidden: int = setting(64, low=1, high=8192)
+    num_classes: int | None = setting(None, high=100_000)
+    cond_shape: tuple[int, ...] | None = setting(None, low=1, high=65_536)
+    cond_maps: int = setting(32, low=1, high=4096)
 
 
 PRESETS = {
@@ -108,6 +110,8 @@ PRESETS = {
     # §3.1: 20 layers of 384 units with 5x5 filters (19 after the first; see NOTE);
     # 120 M parameters with 256-way softmax outputs. Not trained here (no CIFAR-10 copy).
     "cifar10": dict(hidden=384, layers=19, first_kernel=7, kernel=5, out_hidden=1024),
+    # The smallest model with every part, for the property tests.
+    "tiny": dict(hidden=6, layers=2, out_hidden=12),
 }
 
 
@@ -183,3 +187,65 @@ class GatedPixelCNN(AutoregressiveModel):
             v, h, skip = layer(v, h, c)
             skips = skips + skip
         return self.output(skips)  # (B, P, H, W)
+
+    def cached_stepper(self, x, cond=None):
+        return GatedPixelCNNStepper(self, x, cond)
+
+
+class GatedPixelCNNStepper:
+    """Cached sampling for the Gated PixelCNN (see :mod:`pixelzoo.sampling.steppers`).
+
+    The vertical stack at row i sees only rows <= i, and the horizontal stack reads
+    it one row down. So when row i is complete, the whole vertical stack is computed
+    for row i in one go (and its 1x1 link into the horizontal stack); the horizontal
+    stack runs pixel by pixel. Class, vector and spatial conditioning terms are
+    computed once and read at each row or position.
+    """
+
+    def __init__(self, model, x: torch.Tensor, cond=None):
+        n, c, h, w = x.shape
+        self.model, self.width = model, w
+        like = like_model(model, x)
+        layers = model.layers
+        first = layers[0]
+        self.x_buf = Buffer(like, n, c, (h, w), [first.vertical, first.horizontal])
+        p = first.vertical.out_channels // 2
+        self.v_in = [self.x_buf] + [Buffer(like, n, p, (h, w), [L.vertical]) for L in layers[1:]]
+        self.h_in = [self.x_buf] + [Buffer(like, n, p, (h, w), [L.horizontal]) for L in layers[1:]]
+        hc = model.cond_input(cond) if model.cond_input is not None else None
+        # Per layer: (vertical term, horizontal term), [n, 2p, 1, 1] or maps [n, 2p, H, W].
+        self.cond_terms = [L.cond(hc).chunk(2, 1) if L.cond is not None else None for L in layers]
+        self.zero_row = like.new_zeros(n, 2 * p, 1, w)
+        self.link_rows: list[torch.Tensor] = []
+
+    def begin_row(self, i):
+        """Vertical stack at row i - 1 (final now), and its link into row i of the horizontal stack."""
+        self.link_rows = []
+        for k, layer in enumerate(self.model.layers):
+            if i == 0:
+                self.link_rows.append(layer.link(self.zero_row))
+                continue
+            v_pre = self.v_in[k].conv(layer.vertical, i - 1)  # (n, 2p, 1, W)
+            self.link_rows.append(layer.link(v_pre))
+            if self.cond_terms[k] is not None:
+                v_pre = v_pre + at(self.cond_terms[k][0], i - 1)
+            if k + 1 < len(self.v_in):
+                self.v_in[k + 1].put(gate(v_pre), i - 1)
+
+    def step(self, x, i, j, need):
+        m = self.model
+        self.x_buf.put(pixel_input(m, x, i, j), i, j)
+        skips = 0
+        for k, layer in enumerate(m.layers):
+            h_pre = self.h_in[k].conv(layer.horizontal, i, j) + self.link_rows[k][..., j : j + 1]
+            if self.cond_terms[k] is not None:
+                h_pre = h_pre + at(self.cond_terms[k][1], i, j)
+            residual, skip = layer.out(gate(h_pre)).chunk(2, dim=1)
+            h = residual if layer.first else self.h_in[k].at(i, j) + residual
+            skips = skips + skip
+            if k + 1 < len(self.h_in):
+                self.h_in[k + 1].put(h, i, j)
+        return m.output(skips)[:, :, 0, 0] if need else None
+
+    def commit(self, x, i, j):
+        self.x_buf.put(pixel_input(self.model, x, i, j), i, j)

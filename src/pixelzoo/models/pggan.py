@@ -33,7 +33,7 @@ picks up mid-fade-in exactly. Samples are shown at the image size (nearest
 upsampling while training runs at a lower resolution).
 
 NOTE: image sizes that are not 4 * 2^k (MNIST's 28x28) start from the base size
-of :func:`~pixelzoo.models.adversarial.resolution_ladder` (7x7 -> 14 -> 28), and
+of :func:`~pixelzoo.nn.sizes.resolution_ladder` (7x7 -> 14 -> 28), and
 the first dense layer's gain is sqrt(2) / sqrt(base area) (the reference's
 sqrt(2) / 4 at 4x4). The reference also ramps the learning rate up over the first
 40k images; use ``--set warmup_steps=N`` for that. The CIFAR-10 preset follows the
@@ -52,26 +52,42 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.adversarial import AdversarialModel, resolution_ladder
+from pixelzoo.models.adversarial import LOSSES, OUTPUTS, AdversarialModel
 from pixelzoo.models.registry import register
 from pixelzoo.nn.progressive import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
+from pixelzoo.nn.sizes import resolution_ladder
+from pixelzoo.utils.settings import setting
 
 
 @dataclass
 class PGGANConfig:
-    """Hyper-parameters of a Progressive GAN (see the module docstring)."""
+    """Hyper-parameters of a Progressive GAN (see the module docstring).
 
-    latent_dim: int = 512
-    max_maps: int = 512
-    map_base: int = 8192
-    images_per_phase: int = 800_000  # real images per fade-in and per stabilisation
-    mbstd_group: int = 4
-    gp_lambda: float = 10.0
-    gp_target: float = 1.0
-    drift: float = 0.001
-    reset_optimizer: bool = True  # fresh Adam state when a phase starts, as the reference
-    output: str = "auto"
-    loss: str = "wgan-gp"
+    Args:
+        latent_dim: size of the latent vector z ~ N(0, I).
+        max_maps: the most feature maps of any block.
+        map_base: maps at resolution 4 * 2^k are min(max_maps, map_base / 2^(k+1)).
+        images_per_phase: real images per fade-in and per stabilisation phase.
+        mbstd_group: images per minibatch-standard-deviation group (§3).
+        gp_lambda: weight lambda of the gradient penalty.
+        gp_target: the gradient norm gamma the penalty pulls towards.
+        drift: eps_drift, the weight of D(x)^2 (A.1).
+        reset_optimizer: fresh Adam state when a phase starts, as the reference.
+        output: "tanh", "bernoulli" (binary data) or "auto".
+        loss: "wgan-gp" (the paper) or "nonsaturating".
+    """
+
+    latent_dim: int = setting(512, low=1, high=4096)
+    max_maps: int = setting(512, low=1, high=4096)
+    map_base: int = setting(8192, low=1, high=65_536)
+    images_per_phase: int = setting(800_000, low=1)
+    mbstd_group: int = setting(4, low=1, high=64)
+    gp_lambda: float = setting(10.0, low=0.0)
+    gp_target: float = setting(1.0, above=0.0)
+    drift: float = setting(0.001, low=0.0)
+    reset_optimizer: bool = True
+    output: str = setting("auto", choices=OUTPUTS)
+    loss: str = setting("wgan-gp", choices=LOSSES)
 
 
 PRESETS = {
@@ -92,6 +108,8 @@ PRESETS = {
     },
     # A.1: the CelebA-HQ network's widths and schedule.
     "paper": {},
+    # The smallest model with every part (it grows within a few steps), for the tests.
+    "tiny": {"latent_dim": 16, "max_maps": 16, "images_per_phase": 128},
 }
 
 

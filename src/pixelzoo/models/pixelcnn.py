@@ -33,6 +33,8 @@ from pixelzoo.errors import ConfigError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.registry import register
 from pixelzoo.nn import MaskedConv2d, masked_output_layers
+from pixelzoo.sampling.steppers import Buffer, like_model, pixel_input
+from pixelzoo.utils.settings import setting
 
 
 @dataclass
@@ -47,11 +49,11 @@ class PixelCNNConfig:
         out_hidden: feature maps of the first 1x1 output layer.
     """
 
-    hidden: int = 32
-    blocks: int = 4
-    first_kernel: int = 7
-    kernel: int = 3
-    out_hidden: int = 64
+    hidden: int = setting(32, low=1, high=4096)
+    blocks: int = setting(4, low=0, high=1000)
+    first_kernel: int = setting(7, low=1, high=31)
+    kernel: int = setting(3, low=1, high=31)
+    out_hidden: int = setting(64, low=1, high=8192)
 
 
 PRESETS = {
@@ -67,6 +69,8 @@ PRESETS = {
     "mnist": dict(hidden=64, blocks=12, out_hidden=256),
     # §5 / Table 2: 15 residual blocks, h = 128 (256 feature maps), 1024 output units.
     "cifar10": dict(hidden=128, blocks=15, out_hidden=1024),
+    # The smallest model with every part, for the property tests.
+    "tiny": dict(hidden=6, blocks=2, out_hidden=12),
 }
 
 
@@ -102,3 +106,40 @@ class PixelCNN(AutoregressiveModel):
     def network(self, u: torch.Tensor, cond=None) -> torch.Tensor:
         h = self.input(u)  # (B, 2h, H, W)
         return self.output(self.blocks(h))  # (B, P, H, W)
+
+    def cached_stepper(self, x, cond=None):
+        return PixelCNNStepper(self, x, cond)
+
+
+class PixelCNNStepper:
+    """Cached sampling for PixelCNN (see :mod:`pixelzoo.sampling.steppers`).
+
+    Every layer's output at pixel (i, j) depends on pixels before (i, j) (and, by
+    colour group, on the pixel's earlier channels). At each draw all layers are
+    computed at (i, j) alone, re-run for each colour channel of the pixel; each
+    convolution reads its k x k window of the buffer below it.
+    """
+
+    def __init__(self, model, x: torch.Tensor, cond=None):
+        n, c, h, w = x.shape
+        self.model = model
+        like = like_model(model, x)
+        self.x_buf = Buffer(like, n, c, (h, w), [model.input])
+        self.bufs = [
+            Buffer(like, n, block.conv.in_channels, (h, w), [block.conv]) for block in model.blocks
+        ]
+
+    def begin_row(self, i):
+        pass
+
+    def step(self, x, i, j, need):
+        m = self.model
+        self.x_buf.put(pixel_input(m, x, i, j), i, j)  # the pixel's channels drawn so far
+        h = self.x_buf.conv(m.input, i, j)
+        for block, buf in zip(m.blocks, self.bufs, strict=True):
+            buf.put(block.reduce(h), i, j)
+            h = h + block.expand(buf.conv(block.conv, i, j))
+        return m.output(h)[:, :, 0, 0] if need else None
+
+    def commit(self, x, i, j):
+        self.x_buf.put(pixel_input(self.model, x, i, j), i, j)

@@ -34,6 +34,8 @@ from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from pixelzoo.models.registry import register
+from pixelzoo.sampling.grids import reconstruction_grid
+from pixelzoo.utils.settings import setting
 
 
 @dataclass
@@ -48,13 +50,13 @@ class PixelCNNAEConfig:
             decoder's (see :class:`GatedPixelCNNConfig`).
     """
 
-    code_dim: int = 10
-    enc_hidden: int = 32
-    hidden: int = 32
-    layers: int = 5
-    first_kernel: int = 7
-    kernel: int = 3
-    out_hidden: int = 64
+    code_dim: int = setting(10, low=1, high=4096)
+    enc_hidden: int = setting(32, low=1, high=1024)
+    hidden: int = setting(32, low=1, high=4096)
+    layers: int = setting(5, low=0, high=1000)
+    first_kernel: int = setting(7, low=1, high=31)
+    kernel: int = setting(3, low=1, high=31)
+    out_hidden: int = setting(64, low=1, high=8192)
 
 
 PRESETS = {
@@ -64,6 +66,8 @@ PRESETS = {
     "binarized_mnist": dict(code_dim=10, enc_hidden=32, hidden=32, layers=8, out_hidden=64),
     # §3.4's larger bottleneck.
     "binarized_mnist_64": dict(code_dim=64, enc_hidden=32, hidden=32, layers=8, out_hidden=64),
+    # The smallest model with every part, for the property tests.
+    "tiny": dict(code_dim=3, enc_hidden=4, hidden=6, layers=2, out_hidden=12),
 }
 
 
@@ -116,6 +120,11 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         code = self.encoder(u) if cond is None else cond
         return self.decoder.network(u, code)
 
+    def cached_stepper(self, x, cond=None):
+        """The decoder's cached stepper given codes; with ``cond=None`` the condition is the
+        code of the (changing) image itself, which only the naive sampler evaluates."""
+        return None if cond is None else self.decoder.cached_stepper(x, cond)
+
     def sample(self, n, cond=None, generator=None, *, progress: bool = False, sampler="auto"):
         """Decode codes ``cond [n, code_dim]`` (e.g. ``model.encode(x)``) into ``n`` images."""
         if cond is None:
@@ -139,16 +148,18 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         was_training = self.training
         self.eval()
         try:
-            code = self.encode(x.to(next(self.parameters()).device))
+            code = self.encode(x.to(self.device))
         finally:
             self.train(was_training)
         codes = code.repeat_interleave(samples, 0)
         out = self.sample(len(codes), codes, generator, progress=progress, sampler=sampler)
         return out.view(len(x), samples, *self.image_shape)
 
+    def completion_cond(self, x, labels):
+        """Completion given the code of each whole image (what the decoder was trained with)."""
+        return self.encode(x.to(self.device))
+
     def preview(self, n: int, dataset, generator=None):
         """Rows of: a validation image, then three decodings of its code."""
-        k = max(1, n // 4)
-        x, _ = dataset.get_batch(torch.arange(min(k, len(dataset))), generator)
-        rec = self.reconstruct(x, 3, generator).cpu()
-        return torch.cat([x[:, None], rec], 1).flatten(0, 1), 4
+        x, _ = dataset.get_batch(torch.arange(min(max(1, n // 4), len(dataset))), generator)
+        return reconstruction_grid(self, x, 3, generator)

@@ -60,9 +60,12 @@ from pixelzoo.nn.shifted import (
     DownShiftedConv2d,
     DownShiftedConvTranspose2d,
     GatedResnet,
+    concat_elu,
     maybe_weight_norm,
     right_shift,
 )
+from pixelzoo.sampling.steppers import Buffer, like_model, pixel_input
+from pixelzoo.utils.settings import setting
 
 
 @dataclass
@@ -80,14 +83,14 @@ class PixelCNNPPConfig:
         cond_shape: condition on a float vector ``(D,)``.
     """
 
-    filters: int = 160
-    blocks: int = 5
-    components: int = 10
-    dropout: float = 0.5
-    resolutions: int = 3
+    filters: int = setting(160, low=1, high=2048)
+    blocks: int = setting(5, low=0, high=100)
+    components: int = setting(10, low=1, high=100)
+    dropout: float = setting(0.5, low=0.0, below=1.0)
+    resolutions: int = setting(3, low=1, high=8)
     weight_norm: bool = True
-    num_classes: int | None = None
-    cond_shape: tuple[int, ...] | None = None
+    num_classes: int | None = setting(None, high=100_000)
+    cond_shape: tuple[int, ...] | None = setting(None, low=1, high=65_536)
 
 
 PRESETS = {
@@ -102,6 +105,8 @@ PRESETS = {
     # Ours, for binary MNIST: with 2 levels one logistic component is already any
     # Bernoulli, so K = 1.
     "binarized_mnist": dict(filters=48, blocks=2, components=1, dropout=0.0, resolutions=3),
+    # The smallest model with every part (3 resolutions), for the property tests.
+    "tiny": dict(filters=6, blocks=1, components=3, dropout=0.0, resolutions=3),
 }
 
 
@@ -209,3 +214,145 @@ class PixelCNNPP(AutoregressiveModel):
                 a = bu(a, us.pop(), h)
                 al = bul(al, torch.cat([a, uls.pop()], 1), h)
         return self.output(F.elu(al))  # (B, P, H, W)
+
+    def cached_stepper(self, x, cond=None):
+        return PixelCNNPPStepper(self, x, cond)
+
+
+class PixelCNNPPStepper:
+    """Cached sampling for PixelCNN++ (see :mod:`pixelzoo.sampling.steppers`).
+
+    The "above" stream ``u`` at resolution k (scale s = 2^k) and row I depends on
+    image rows < s I: it is computed a whole row at a time when image row s I
+    begins. The "above and left" stream ``ul`` at (I, J) depends on pixels before
+    (s I, s J): it is computed at that pixel, so the layers at half resolution run
+    every 2nd pixel of every 2nd row, at a quarter every 4th (the paper's "strided
+    layers run every 2^k steps"). Transposed convolutions read the one
+    low-resolution position (or row) their output comes from.
+    """
+
+    def __init__(self, model, x: torch.Tensor, cond=None):
+        n, c, h, w = x.shape
+        self.model = model
+        self.h = model.condition(cond)
+        like = like_model(model, x)
+        f, r = model.config.filters, model.config.resolutions
+        self.res = r
+        self.sizes = [(h, w)]
+        for _ in range(r - 1):
+            hh, ww = self.sizes[-1]
+            self.sizes.append(((hh + 1) // 2, (ww + 1) // 2))
+
+        def buf(ch, k, convs=()):
+            return Buffer(like, n, ch, self.sizes[k], convs)
+
+        self.x_buf = buf(c + 1, 0, [model.u_init, model.ul_init_up, model.ul_init_left])
+        # Up pass: the kept maps of each resolution (as ``us`` / ``uls`` in the forward
+        # pass); the last one of resolution k feeds the stride-2 convolution into k + 1.
+        self.keep_u, self.keep_ul = [], []
+        for k in range(r):
+            down_u = [model.down_u[k]] if k < r - 1 else []
+            down_ul = [model.down_ul[k]] if k < r - 1 else []
+            count = model.config.blocks + 1
+            self.keep_u.append([buf(f, k, down_u if b == count - 1 else []) for b in range(count)])
+            self.keep_ul.append(
+                [buf(f, k, down_ul if b == count - 1 else []) for b in range(count)]
+            )
+        # Each block's own inputs to its two convolutions.
+        self.block_bufs = {}
+        for k in range(r):
+            for block in [*model.up_u[k], *model.up_ul[k], *model.dn_u[k], *model.dn_ul[k]]:
+                self.block_bufs[id(block)] = (
+                    buf(2 * f, k, [block.conv1]),
+                    buf(2 * f, k, [block.conv2]),
+                )
+        # Down pass: u after each block (the ul blocks' shortcut) and each resolution's result.
+        self.down_u = [[buf(f, k) for _ in model.dn_u[k]] for k in range(r)]
+        self.out_u = [buf(f, k) for k in range(r)]
+        self.out_ul = [buf(f, k) for k in range(r)]
+        self.zero_row = like.new_zeros(n, f, 1, w)  # a shifted-in first row
+        self.ul_top = self.zero_row
+
+    def _block(self, block, x, a, i, j):
+        """One gated ResNet block at row i (``j=None``) or position (i, j)."""
+        xe, mid = self.block_bufs[id(block)]
+        xe.put(concat_elu(x), i, j)
+        mid.put(block.middle(xe.conv(block.conv1, i, j), a), i, j)
+        return block.finish(x, mid.conv(block.conv2, i, j), self.h)
+
+    def _u_up(self, k, i):
+        m, keep = self.model, self.keep_u[k]
+        if k == 0:  # shift_down(u_init(x)): row i comes from image rows i-2, i-1
+            u = self.x_buf.conv(m.u_init, i - 1) if i > 0 else self.zero_row
+        else:
+            u = self.keep_u[k - 1][-1].conv(m.down_u[k - 1], i)
+        keep[0].put(u, i)
+        for b, block in enumerate(m.up_u[k]):
+            u = self._block(block, u, None, i, None)
+            keep[b + 1].put(u, i)
+
+    def _ul_up(self, k, i, j):
+        m, keep = self.model, self.keep_ul[k]
+        if k == 0:  # shift_down(ul_init_up(x)) + right_shift(ul_init_left(x))
+            ul = self.ul_top[..., j : j + 1]
+            if j > 0:
+                ul = ul + self.x_buf.conv(m.ul_init_left, i, j - 1)
+        else:
+            ul = self.keep_ul[k - 1][-1].conv(m.down_ul[k - 1], i, j)
+        keep[0].put(ul, i, j)
+        for b, block in enumerate(m.up_ul[k]):
+            ul = self._block(block, ul, self.keep_u[k][b + 1].at(i, j), i, j)
+            keep[b + 1].put(ul, i, j)
+
+    def _u_down(self, k, i):
+        m, keep = self.model, self.keep_u[k]
+        if k == self.res - 1:
+            u, shortcuts = keep[-1].at(i), keep[-2::-1]
+        else:  # row i of the 2x3 transposed convolution comes from row i // 2 alone
+            up = m.up_sample_u[k]
+            full = F.conv_transpose2d(self.out_u[k + 1].at(i // 2), up.weight, up.bias, stride=2)
+            u, shortcuts = full[:, :, i % 2 : i % 2 + 1, 1 : 1 + self.sizes[k][1]], keep[::-1]
+        for b, (block, short) in enumerate(zip(m.dn_u[k], shortcuts, strict=True)):
+            u = self._block(block, u, short.at(i), i, None)
+            self.down_u[k][b].put(u, i)
+        self.out_u[k].put(u, i)
+
+    def _ul_down(self, k, i, j):
+        m, keep = self.model, self.keep_ul[k]
+        if k == self.res - 1:
+            ul, shortcuts = keep[-1].at(i, j), keep[-2::-1]
+        else:  # position (i, j) of the 2x2 transposed convolution comes from (i // 2, j // 2)
+            up = m.up_sample_ul[k]
+            low = self.out_ul[k + 1].at(i // 2, j // 2)
+            full = F.conv_transpose2d(low, up.weight, up.bias, stride=2)
+            ul, shortcuts = full[:, :, i % 2 : i % 2 + 1, j % 2 : j % 2 + 1], keep[::-1]
+        for b, (block, short) in enumerate(zip(m.dn_ul[k], shortcuts, strict=True)):
+            a = torch.cat([self.down_u[k][b].at(i, j), short.at(i, j)], 1)
+            ul = self._block(block, ul, a, i, j)
+        self.out_ul[k].put(ul, i, j)
+        return ul
+
+    def begin_row(self, i):
+        """Image rows < i are final: every ``u`` row that depends on no more."""
+        m = self.model
+        if i > 0:
+            self.ul_top = self.x_buf.conv(m.ul_init_up, i - 1)
+        for k in range(self.res):
+            if i % 2**k == 0:
+                self._u_up(k, i >> k)
+        for k in reversed(range(self.res)):
+            if i % 2**k == 0:
+                self._u_down(k, i >> k)
+
+    def step(self, x, i, j, need):
+        for k in range(self.res):
+            if i % 2**k == 0 and j % 2**k == 0:
+                self._ul_up(k, i >> k, j >> k)
+        for k in reversed(range(self.res)):
+            if i % 2**k == 0 and j % 2**k == 0:
+                ul = self._ul_down(k, i >> k, j >> k)
+        return self.model.output(F.elu(ul))[:, :, 0, 0] if need else None
+
+    def commit(self, x, i, j):
+        px = pixel_input(self.model, x, i, j)
+        self.x_buf.put(torch.cat([px, torch.ones_like(px[:, :1])], 1), i, j)

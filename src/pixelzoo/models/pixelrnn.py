@@ -80,6 +80,7 @@ from pixelzoo.nn import (
     skew,
     unskew,
 )
+from pixelzoo.utils.settings import setting
 
 # --------------------------------------------------------------------------- layers
 
@@ -212,18 +213,22 @@ class PixelRNNConfig:
         skip: learnable skip connections from every layer to the output (§3.3).
     """
 
-    hidden: int = 16
-    layers: int = 2
-    first_kernel: int = 7
-    out_hidden: int = 32
+    hidden: int = setting(16, low=1, high=4096)
+    layers: int = setting(2, low=0, high=1000)
+    first_kernel: int = setting(7, low=1, high=31)
+    out_hidden: int = setting(32, low=1, high=8192)
     skip: bool = True
 
 
 @dataclass
 class RowLSTMConfig(PixelRNNConfig):
-    """PixelRNNConfig plus ``kernel``: k of the Row LSTM's 1-D convolutions."""
+    """PixelRNNConfig plus the Row LSTM's kernel.
 
-    kernel: int = 3
+    Args:
+        kernel: k of the Row LSTM's 1-D convolutions (odd, at least 3).
+    """
+
+    kernel: int = setting(3, low=1, high=31)
 
 
 class PixelRNN(AutoregressiveModel):
@@ -269,6 +274,8 @@ ROW_LSTM_PRESETS = {
     "binarized_mnist": dict(hidden=16, layers=7, out_hidden=32),
     # §5: 12 layers, h = 128 -> 3.07 bits/dim.
     "cifar10": dict(hidden=128, layers=12, out_hidden=1024),
+    # The smallest model with every part, for the property tests.
+    "tiny": dict(hidden=6, layers=2, out_hidden=12),
 }
 
 DIAGONAL_BILSTM_PRESETS = {
@@ -277,6 +284,7 @@ DIAGONAL_BILSTM_PRESETS = {
     "binarized_mnist": dict(hidden=16, layers=7, out_hidden=32),
     # §5: 12 layers, h = 128 -> 3.00 bits/dim.
     "cifar10": dict(hidden=128, layers=12, out_hidden=1024),
+    "tiny": dict(hidden=6, layers=2, out_hidden=12),
 }
 
 

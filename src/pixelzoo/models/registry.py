@@ -9,13 +9,12 @@ with nothing re-typed.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 
 from torch import nn
 
 from pixelzoo.errors import ConfigError
+from pixelzoo.utils import settings
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,14 @@ _REGISTRY: dict[str, Entry] = {}
 
 
 def register(name: str, *, config: type, presets: dict[str, dict]):
-    """Class decorator adding a model under ``name``; ``presets`` must include ``"default"``."""
-    if "default" not in presets:
-        raise ValueError(f"model {name!r} must define a 'default' preset")
+    """Class decorator adding a model under ``name``.
+
+    ``presets`` must include ``"default"`` and ``"tiny"``: the smallest model that
+    still has every part, for the tests of the properties every model must have.
+    """
+    for needed in ("default", "tiny"):
+        if needed not in presets:
+            raise ValueError(f"model {name!r} must define a {needed!r} preset")
 
     def decorator(cls):
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
@@ -53,35 +57,6 @@ def get(name: str) -> Entry:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(names())}")
     return _REGISTRY[name]
-
-
-def _coerce(value, typ, key: str, model: str):
-    """Convert CLI strings to the field's type (int, float, bool, str, tuple)."""
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(typ) if a is not type(None)]
-        if value is None or value == "None":
-            return None
-        typ = args[0]
-    try:
-        if typ is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                return value.lower() in ("true", "1")
-            return bool(value)
-        if typ in (int, float, str):
-            out = typ(value)
-            if typ is int and isinstance(value, float) and value != out:
-                raise ValueError
-            return out
-        if typing.get_origin(typ) is tuple or typ is tuple:
-            return tuple(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"model {model!r}: {key}={value!r} is not a valid {getattr(typ, '__name__', typ)}"
-        ) from None
-    return value
 
 
 def _config_fields(config_cls) -> set[str]:
@@ -107,10 +82,9 @@ def resolve_config(name: str, preset: str | None = None, **overrides):
         raise ConfigError(
             f"model {name!r} has no setting {unknown[0]!r}; valid settings: {', '.join(sorted(fields))}"
         )
-    hints = typing.get_type_hints(entry.config_cls)
-    values = {**entry.presets[preset], **overrides}
-    values = {k: _coerce(v, hints[k], k, name) for k, v in values.items()}
-    return entry.config_cls(**values)
+    return settings.build(
+        entry.config_cls, {**entry.presets[preset], **overrides}, f"model {name!r}"
+    )
 
 
 def build(

@@ -16,7 +16,7 @@ Bayes", §2-3) with the importance-weighted bound of Burda, Grosse, Salakhutdino
   report says so.
 
 Networks: stride-2 4x4 convolutions with ReLU from the image down to the base size
-of :func:`~pixelzoo.models.adversarial.resolution_ladder`, a dense layer to
+of :func:`~pixelzoo.nn.sizes.resolution_ladder`, a dense layer to
 (mu, log sigma^2); the decoder mirrors it with transposed convolutions.
 
 NOTE: Kingma & Welling use MLPs (one hidden layer of 500 units for MNIST); the
@@ -35,23 +35,33 @@ from torch import nn
 from pixelzoo.data.base import to_unit
 from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.likelihoods import Bernoulli, DiscretizedLogisticMixture
-from pixelzoo.models.adversarial import resolution_ladder
 from pixelzoo.models.base import GenerativeModel
 from pixelzoo.models.registry import register
+from pixelzoo.nn.sizes import resolution_ladder
+from pixelzoo.utils.settings import setting
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
 class VAEConfig:
-    """Hyper-parameters of a VAE (see the module docstring)."""
+    """Hyper-parameters of a VAE (see the module docstring).
 
-    latent_dim: int = 32
-    filters: int = 32  # maps after the first stride-2 convolution; doubled at each halving
-    hidden: int = 256  # dense layer between the feature maps and the latent code (0: none)
-    decoder: str = "auto"  # "bernoulli", "logistic" or "auto" (bernoulli for binary data)
-    components: int = 1  # logistic mixture components of the decoder
-    iwae_samples: int = 64  # k of log_prob's importance-weighted bound
+    Args:
+        latent_dim: size of the latent code z.
+        filters: maps after the first stride-2 convolution; doubled at each halving.
+        hidden: the dense layer between the feature maps and the code (0: none).
+        decoder: "bernoulli", "logistic" or "auto" (bernoulli for binary data).
+        components: logistic mixture components of the decoder.
+        iwae_samples: k of log_prob's importance-weighted bound.
+    """
+
+    latent_dim: int = setting(32, low=1, high=4096)
+    filters: int = setting(32, low=1, high=1024)
+    hidden: int = setting(256, low=0, high=16_384)
+    decoder: str = setting("auto", choices=("auto", "bernoulli", "logistic"))
+    components: int = setting(1, low=1, high=100)
+    iwae_samples: int = setting(64, low=1, high=100_000)
 
 
 PRESETS = {
@@ -60,6 +70,8 @@ PRESETS = {
     "mnist": {"latent_dim": 32, "filters": 32, "hidden": 256},
     "binarized_mnist": {"latent_dim": 32, "filters": 32, "hidden": 256},
     "cifar10": {"latent_dim": 128, "filters": 64, "hidden": 512, "components": 5},
+    # The smallest model with every part, for the tests.
+    "tiny": {"latent_dim": 2, "filters": 4, "hidden": 16, "iwae_samples": 8},
 }
 
 
@@ -123,6 +135,10 @@ class VAE(GenerativeModel):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def nll_caveat(self) -> str:
+        return f"an upper bound: -IWAE with k={self.config.iwae_samples}"
 
     # ------------------------------------------------------------------ the two networks
     def encode(self, x: torch.Tensor):
@@ -209,5 +225,5 @@ class VAE(GenerativeModel):
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images: z ~ p(z), then x ~ p(x | z) (one decoder pass)."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         return self.observe(self.decode(z), generator)

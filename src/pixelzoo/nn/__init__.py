@@ -5,6 +5,7 @@ from pixelzoo.nn.gated import HorizontalStackConv, VerticalStackConv, gate
 from pixelzoo.nn.lstm import lstm_update, shift_down, skew, unskew
 from pixelzoo.nn.masked import MaskedConv2d, causal_mask, channel_groups, masked_output_layers
 from pixelzoo.nn.shifted import GatedResnet, concat_elu, right_shift
+from pixelzoo.nn.sizes import resolution_ladder
 
 __all__ = [
     "ConditionInput",
@@ -20,6 +21,7 @@ __all__ = [
     "gate",
     "lstm_update",
     "masked_output_layers",
+    "resolution_ladder",
     "right_shift",
     "shift_down",
     "skew",

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelzoo.errors import ConfigError
 from pixelzoo.nn.masked import causal_mask
 
 
@@ -40,8 +41,8 @@ class VerticalStackConv(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
-        if kernel_size % 2 == 0:
-            raise ValueError(f"stack kernels must be odd, got {kernel_size}")
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ConfigError(f"stack kernels must be odd and positive, got {kernel_size}")
         super().__init__(in_channels, out_channels, (kernel_size // 2 + 1, kernel_size))
         self.reach = kernel_size // 2
         self.pad = (self.reach, self.reach, self.reach)  # (left, right, top) zero padding
@@ -73,8 +74,8 @@ class HorizontalStackConv(nn.Conv2d):
         *,
         chunks: int = 1,
     ):
-        if kernel_size % 2 == 0:
-            raise ValueError(f"stack kernels must be odd, got {kernel_size}")
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ConfigError(f"stack kernels must be odd and positive, got {kernel_size}")
         width = kernel_size // 2 + 1
         super().__init__(in_channels, out_channels, (1, width))
         self.pad = (width - 1, 0, 0)  # (left, right, top) zero padding

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelzoo.errors import ConfigError
+
 
 def channel_groups(n: int, groups: int) -> torch.Tensor:
     """Group index of each of ``n`` channels: contiguous, near-equal blocks.
@@ -85,8 +87,8 @@ class MaskedConv2d(nn.Conv2d):
         chunks: int = 1,
     ):
         ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        if ks[0] % 2 == 0 or ks[1] % 2 == 0:
-            raise ValueError(f"masked convolutions need odd kernel sizes, got {ks}")
+        if ks[0] % 2 == 0 or ks[1] % 2 == 0 or min(ks) < 1:
+            raise ConfigError(f"masked convolutions need odd, positive kernel sizes, got {ks}")
         super().__init__(in_channels, out_channels, ks, padding=(ks[0] // 2, ks[1] // 2))
         self.pad = (ks[1] // 2, ks[1] // 2, ks[0] // 2)  # (left, right, top) zero padding
         self.mask_type = mask_type

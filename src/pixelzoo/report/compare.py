@@ -11,17 +11,45 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from pixelzoo.errors import InputError
-from pixelzoo.evaluation.classifier import EvaluatorTraining, load_evaluator, train_evaluator
+from pixelzoo.evaluation.classifier import load_evaluator
 from pixelzoo.evaluation.msssim import ms_ssim_settings
 from pixelzoo.report.measure import MeasureConfig, check_comparable, measure_data, measure_run
-from pixelzoo.report.render import write_report
-from pixelzoo.training.logging import read_metrics
+from pixelzoo.report.render import markdown_table, write_report
+from pixelzoo.runs import Run, read_metrics
+from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
+
+
+def run_labels(runs: list[Run], labels: list[str] | None = None) -> list[str]:
+    """The report's name of each run: the given labels, else the run folders' names, with
+    as many parent folders as it takes to tell two runs of the same name apart."""
+    if labels is not None:
+        if len(labels) != len(runs):
+            raise InputError(f"give one label per run: {len(labels)} labels for {len(runs)} runs")
+        if len(set(labels)) != len(labels):
+            raise InputError("the labels must differ from each other")
+        return list(labels)
+    parts = [r.path.resolve().parts for r in runs]
+    depth = [1] * len(runs)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
+        clash = [i for i, n in enumerate(names) if names.count(n) > 1 and depth[i] < len(parts[i])]
+        if not clash:
+            return names
+        for i in clash:
+            depth[i] += 1
+
+
+def file_stem(index: int, label: str) -> str:
+    """A file-name prefix unique per report: the row's index and a filesystem-safe label."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "run"
+    return f"{index:02d}-{safe[:60]}"
 
 
 def _evaluator_summary(evaluator_dir) -> str:
@@ -63,22 +91,27 @@ def compare(
     evaluator_dir=None,
     inception=None,
     cfg: MeasureConfig | None = None,
+    labels: list[str] | None = None,
     progress: bool = True,
     title: str | None = None,
     notes: list[str] | None = None,
 ) -> dict:
-    """Measure every run in ``run_dirs`` and write the report into ``out``; returns the records.
+    """Measure every run in ``run_dirs`` and write the report into ``out``.
 
-    The feature network of FID / KID / IS is the evaluator classifier in
-    ``evaluator_dir`` (digit-like data; it also counts modes) or Inception-v3 with
-    the weights file ``inception`` (natural images); with neither, those metrics
-    are left out.
+    Returns ``{"records", "out", "summary"}``: one record a row (the real data first),
+    the report folder, and the table as Markdown text. ``labels`` name the runs in the
+    report (default: their folders' names, made unique). The feature network of
+    FID / KID / IS is the evaluator classifier in ``evaluator_dir`` (digit-like data;
+    it also counts modes) or Inception-v3 with the weights file ``inception``
+    (natural images); with neither, those metrics are left out.
     """
     cfg = cfg or MeasureConfig()
-    run_dirs = [Path(r) for r in run_dirs]
+    cfg.ais_config.validate()
     if not run_dirs:
         raise InputError("compare needs at least one run folder (or --quick)")
-    data = check_comparable(run_dirs)
+    runs = [Run(r) for r in run_dirs]
+    data = check_comparable(runs)
+    names = run_labels(runs, labels)
     evaluator = None
     if evaluator_dir is not None and inception is not None:
         raise InputError("give one feature network: --evaluator or --inception, not both")
@@ -91,13 +124,17 @@ def compare(
         evaluator = load_inception(inception)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(run_dirs) + 1, desc="compare", unit="run", disable=not progress)
+    bar = tqdm(total=len(runs) + 1, desc="compare", unit="run", disable=not progress)
     say = bar.set_postfix_str
     torch.manual_seed(cfg.seed)
-    records = [measure_data(run_dirs[0], out, evaluator, cfg)]
+    records = [measure_data(runs[0], out, evaluator, cfg, name=file_stem(0, "data"))]
     bar.update(1)
-    for run in run_dirs:
-        records.append(measure_run(run, out, evaluator, cfg, progress=say))
+    for k, (run, label) in enumerate(zip(runs, names, strict=True), start=1):
+        records.append(
+            measure_run(
+                run, out, evaluator, cfg, progress=say, label=label, name=file_stem(k, label)
+            )
+        )
         bar.update(1)
     bar.close()
     time_to_nll(records)
@@ -169,7 +206,7 @@ def compare(
             "notes": (notes or []) + default_notes,
         },
     )
-    return {"records": records, "out": out}
+    return {"records": records, "out": out, "summary": markdown_table(records)}
 
 
 QUICK_MODELS = ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "dcgan", "vae")
@@ -181,8 +218,6 @@ def quick(out, *, progress: bool = True, epochs: int = 20, minutes: float = 0.75
     Each model trains with its ``digits``/``default`` preset for ``epochs`` epochs or
     ``minutes`` minutes of training, whichever comes first; a few minutes in all on 2 cores.
     """
-    from pixelzoo.training import TrainConfig, train
-
     out = Path(out)
     runs = out / "runs"
     evaluator_dir = runs / "evaluator"

@@ -20,16 +20,17 @@ from pathlib import Path
 
 import torch
 
-from pixelzoo.errors import ConfigError, InputError
+from pixelzoo.data.images import save_grid
+from pixelzoo.errors import InputError
 from pixelzoo.evaluation.ais import AISConfig, ais_log_prob, bdmc, choose_gan_noise, decoder_of
 from pixelzoo.evaluation.features import feature_metrics
 from pixelzoo.evaluation.modes import count_modes, nearest_pairs, save_pairs
 from pixelzoo.evaluation.msssim import ms_ssim_diversity
 from pixelzoo.evaluation.nll import bits_per_dim, evaluate_nll
+from pixelzoo.evaluation.receptive_field import receptive_field
 from pixelzoo.evaluation.swd import swd
-from pixelzoo.training.logging import read_metrics
-from pixelzoo.training.run import load_model, load_split, read_config
-from pixelzoo.utils.images import save_grid
+from pixelzoo.models import AutoregressiveModel
+from pixelzoo.runs import Run
 
 # The keys of every record, in the order of metrics.jsonl (null where a metric does not apply).
 KEYS = (
@@ -90,26 +91,9 @@ def _images(ds, n: int) -> torch.Tensor:
     ]
 
 
-def _cond_for(model, n: int):
-    """Labels cycling through the classes for class-conditional models (samples of p(x) = mean_y p(x|y))."""
-    if model.cond_optional:
-        raise ConfigError(
-            f"{model.registry_name} models p(x | its own code), not p(x): compare has no samples "
-            "or likelihood of it to set beside the others"
-        )
-    if model.cond_kind == "class":
-        return torch.arange(n) % model.num_classes
-    if model.cond_kind is not None:
-        raise ConfigError(
-            f"compare draws unconditional samples; {model.registry_name} is conditioned on "
-            f"{model.cond_kind}s"
-        )
-    return None
-
-
 def _timed_sample(model, n: int, g, sampler: str = "auto") -> tuple[torch.Tensor, float]:
     t0 = time.perf_counter()
-    x = model.sample(n, _cond_for(model, n), generator=g, sampler=sampler)
+    x = model.sample(n, model.sample_cond(n), generator=g, sampler=sampler)
     return x, time.perf_counter() - t0
 
 
@@ -131,49 +115,42 @@ def sample_metrics(
     rec["swd"] = swd(real, fake, levels, seed=seed)["mean"]
     pairs = nearest_pairs(fake, levels, k=8)
     rec["closest_pair"] = pairs[0][2]
-    save_pairs(fake, pairs, levels, out / f"{name}-pairs.png")
-    save_grid(fake[:64], levels, out / f"{name}-samples.png", nrow=8)
+    rec["pairs_image"], rec["samples_image"] = f"{name}-pairs.png", f"{name}-samples.png"
+    save_pairs(fake, pairs, levels, out / rec["pairs_image"])
+    save_grid(fake[:64], levels, out / rec["samples_image"], nrow=8)
     return rec
 
 
-def training_record(run_dir) -> dict:
-    """Parameters aside, what the run's config and metrics.jsonl say about its training."""
-    cfg = read_config(run_dir)
-    try:
-        records = read_metrics(run_dir)
-    except FileNotFoundError:
-        records = []
-    train = [r for r in records if r.get("split") == "train"]
-    valid = [r for r in records if r.get("split") == "valid" and "nats" in r]
-    seconds = max((r.get("train_seconds") or 0.0 for r in records), default=0.0)
-    steps = max((r["step"] for r in train), default=0)
-    batch = cfg["train"]["batch_size"]
-    return {
-        "steps": steps,
-        "train_seconds": seconds or None,
-        "train_images_per_s": steps * batch / seconds if seconds else None,
-        "curve_train": [(r.get("train_seconds"), r) for r in train],
-        "curve_valid": [(r.get("train_seconds"), r["nats"]) for r in valid],
-    }
+def measure_run(
+    run_dir,
+    out: Path,
+    evaluator,
+    cfg: MeasureConfig,
+    *,
+    progress=None,
+    label: str | None = None,
+    name: str | None = None,
+) -> dict:
+    """Every measurement of the trained run ``run_dir`` (see the module docstring).
 
-
-def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=None) -> dict:
-    """Every measurement of the trained run ``run_dir`` (see the module docstring)."""
+    ``label`` is the model's name in the report (default: the run folder's name),
+    ``name`` the prefix of its image files in ``out`` (unique per report).
+    """
     say = progress or (lambda msg: None)
-    run_dir = Path(run_dir)
-    model = load_model(run_dir)
-    name = run_dir.name
-    spec = read_config(run_dir)["model"]
-    test = load_split(run_dir, "test")
+    run = run_dir if isinstance(run_dir, Run) else Run(run_dir)
+    model = run.load_model()
+    label = label or run.label
+    name = name or label
+    test = run.load_split("test")
     g = torch.Generator().manual_seed(cfg.seed)
     rec: dict = dict.fromkeys(KEYS)
-    rec.update(model=spec["name"], run=str(run_dir), label=name)
+    rec.update(model=run.model_spec["name"], run=str(run.path), label=label)
     rec["params"] = sum(p.numel() for p in model.parameters())
-    rec.update(training_record(run_dir))
-    _cond_for(model, 1)  # a model compare cannot sample fails here, before any measuring
+    rec.update(run.training_record())
+    model.sample_cond(1)  # a model compare cannot sample fails here, before any measuring
     dims = model.dims
 
-    say(f"{name}: likelihood")
+    say(f"{label}: likelihood")
     if model.nats_kind is not None:
         nll = evaluate_nll(model, _first(test, cfg.nll_images))
         rec.update(nats=nll["nats"], nats_kind=nll["nats_kind"], nll_images=nll["images"])
@@ -182,9 +159,9 @@ def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=N
     if cfg.ais and model.nats_kind != "exact":
         observation = {}
         if model.nats_kind is None:  # a GAN: its observation noise, given or chosen on validation
-            key = "eps" if model.output == "bernoulli" else "sigma"
+            key = model.noise_key
             if cfg.gan_noise is None:
-                valid = _images(load_split(run_dir, "valid"), max(8, cfg.ais_images // 4))
+                valid = _images(run.load_split("valid"), max(8, cfg.ais_images // 4))
                 chosen = choose_gan_noise(model, valid, generator=g)
                 observation[key] = chosen[key]
                 rec["gan_noise_scores"] = chosen["scores"]
@@ -205,56 +182,47 @@ def measure_run(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, progress=N
     n = cfg.samples
     if cfg.max_sample_seconds is not None:  # sampling time grows about linearly with n
         n = min(n, max(16, int(16 * cfg.max_sample_seconds / rec["sample_seconds"])))
-    say(f"{name}: {n} samples")
+    say(f"{label}: {n} samples")
     fake, _ = _timed_sample(model, n, g)
-    if cfg.naive_timing and spec["name"] in _cached_models():
+    if cfg.naive_timing and isinstance(model, AutoregressiveModel) and model.has_cached_sampler():
         _, rec["sample_seconds_naive"] = _timed_sample(
             model, 16, torch.Generator().manual_seed(cfg.seed), sampler="naive"
         )
-    say(f"{name}: sample metrics")
+    say(f"{label}: sample metrics")
     real = _images(test, cfg.samples)
     rec.update(sample_metrics(fake, real, model.levels, evaluator, out, name, cfg.seed))
     if model.nats_kind == "exact":  # drawn with the others' by the report
-        from pixelzoo.evaluation.receptive_field import receptive_field
-
         rec["receptive_field"] = receptive_field(model)
     return rec
 
 
-def measure_data(run_dir, out: Path, evaluator, cfg: MeasureConfig) -> dict:
+def measure_data(run_dir, out: Path, evaluator, cfg: MeasureConfig, *, name: str = "data") -> dict:
     """The sample metrics of held-out real images: training images against the test images."""
-    train, test = load_split(run_dir, "train"), load_split(run_dir, "test")
+    run = run_dir if isinstance(run_dir, Run) else Run(run_dir)
+    train, test = run.load_split("train"), run.load_split("test")
     n = min(cfg.samples, len(train), len(test))
     rec: dict = dict.fromkeys(KEYS)
     rec.update(model="data", run=None, label=f"data ({train.name} train vs test)")
     rec.update(
         sample_metrics(
-            _images(train, n), _images(test, n), test.levels, evaluator, out, "data", cfg.seed
+            _images(train, n), _images(test, n), test.levels, evaluator, out, name, cfg.seed
         )
     )
     return rec
 
 
-def check_comparable(run_dirs) -> dict:
+def check_comparable(runs: list[Run]) -> dict:
     """The dataset every run was trained on; one sentence if they differ."""
-    seen = {}
-    for run in run_dirs:
-        cfg = read_config(run)
-        if cfg.get("kind") == "evaluator":
-            raise InputError(f"{run} is an evaluator; pass it as --evaluator, not as a run")
-        t = cfg["train"]
-        key = (t["data"], tuple(cfg["model"]["image_shape"]), cfg["model"]["levels"])
-        seen.setdefault(key, []).append(str(run))
+    seen: dict = {}
+    for run in runs:
+        if run.kind == "evaluator":
+            raise InputError(f"{run.path} is an evaluator; pass it as --evaluator, not as a run")
+        seen.setdefault(run.dataset_identity(), []).append(run)
     if len(seen) > 1:
         desc = "; ".join(
-            f"{', '.join(r)} on {k[0]} {list(k[1])} with {k[2]} levels" for k, r in seen.items()
+            f"{', '.join(str(r.path) for r in rs)} on {rs[0].describe_data()}"
+            for rs in seen.values()
         )
         raise InputError(f"compare needs runs on one dataset, got {desc}")
-    data, shape, levels = next(iter(seen))
-    return {"data": data, "image_shape": shape, "levels": levels}
-
-
-def _cached_models() -> set:
-    from pixelzoo.sampling.cached import STEPPERS
-
-    return set(STEPPERS)
+    first = runs[0]
+    return {"data": first.data_name, "image_shape": first.image_shape, "levels": first.levels}

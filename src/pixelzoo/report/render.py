@@ -10,8 +10,11 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from pathlib import Path
+from urllib.parse import quote
 
+from pixelzoo.evaluation.receptive_field import plot_receptive_fields
 from pixelzoo.report.measure import KEYS
 from pixelzoo.utils.io import atomic_write_bytes
 
@@ -73,6 +76,24 @@ def _seconds(cached, naive) -> str:
 
 def table_rows(records: list[dict]) -> list[list[str]]:
     return [[cell(r) for _, cell in COLUMNS] for r in records]
+
+
+def md_escape(text: str) -> str:
+    """Text as Markdown shows it literally in a table cell, a caption or image alt text.
+
+    An underscore inside a word (``gated_pixelcnn``) is left alone: it never starts
+    emphasis in CommonMark.
+    """
+    text = re.sub(r"([\\`*\[\]<>|])", r"\\\1", str(text))
+    return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
+
+
+def markdown_table(records: list[dict]) -> str:
+    """The report's table as Markdown (what the CLI prints after a comparison)."""
+    head = [h for h, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in table_rows(records)]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- reading
@@ -214,7 +235,14 @@ def plot_curves(records: list[dict], path: Path) -> None:
 # ---------------------------------------------------------------------- files
 def _clean(record: dict) -> dict:
     out = {k: record.get(k) for k in KEYS}
-    for k in ("kid_std", "observation", "label", "gan_noise_scores"):
+    for k in (
+        "kid_std",
+        "observation",
+        "label",
+        "gan_noise_scores",
+        "samples_image",
+        "pairs_image",
+    ):
         if k in record:
             out[k] = record[k]
     return {
@@ -233,34 +261,18 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
     words = reading(records)
     head = [h for h, _ in COLUMNS]
     rows = table_rows(records)
-    images = [
-        (r["label"], f"{r['label']}-samples.png" if r["model"] != "data" else "data-samples.png")
-        for r in records
-    ]
-    pairs = [
-        (r["label"], ("data" if r["model"] == "data" else r["label"]) + "-pairs.png")
-        for r in records
-    ]
+    images = [(r["label"], r["samples_image"]) for r in records]
+    pairs = [(r["label"], r["pairs_image"]) for r in records]
     rfs = {
         r["label"]: r["receptive_field"] for r in records if r.get("receptive_field") is not None
     }
     fields = []
     if rfs:  # one figure: the blind spots side by side
-        from pixelzoo.evaluation.receptive_field import plot_receptive_fields
-
         plot_receptive_fields(rfs, out / "receptive-fields.png")
         fields = [("autoregressive models", "receptive-fields.png")]
     notes = meta.get("notes", [])
 
-    md = [
-        f"# {meta['title']}",
-        "",
-        *meta.get("lines", []),
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + " --- |" * len(head),
-    ]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
+    md = [f"# {meta['title']}", "", *meta.get("lines", []), "", markdown_table(records)]
     md += [
         "",
         "## Reading",
@@ -272,11 +284,15 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
         *[f"- {n}" for n in notes],
     ]
     md += ["", "## Training curves", "", "![training curves](curves.png)", "", "## Samples", ""]
-    md += [f"**{label}**\n\n![{label} samples]({src})\n" for label, src in images]
+
+    def md_image(label, src, what):
+        return f"**{md_escape(label)}**\n\n![{md_escape(label)} {what}]({quote(src)})\n"
+
+    md += [md_image(label, src, "samples") for label, src in images]
     md += ["## Closest pairs among the samples (birthday-paradox test)", ""]
-    md += [f"**{label}**\n\n![{label} closest pairs]({src})\n" for label, src in pairs]
+    md += [md_image(label, src, "closest pairs") for label, src in pairs]
     if fields:
-        md += ["## Receptive fields", ""] + [f"![{label}]({src})\n" for label, src in fields]
+        md += ["## Receptive fields", ""] + [f"![{label}]({quote(src)})\n" for label, src in fields]
     atomic_write_bytes(out / "report.md", ("\n".join(md) + "\n").encode())
 
     e = html.escape
@@ -290,7 +306,7 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
 
     def figures(items, alt):
         return "".join(
-            f'<figure><img src="{e(src)}" alt="{e(label)} {alt}"><figcaption>{e(label)}</figcaption></figure>'
+            f'<figure><img src="{e(quote(src))}" alt="{e(label)} {alt}"><figcaption>{e(label)}</figcaption></figure>'
             for label, src in items
         )
 

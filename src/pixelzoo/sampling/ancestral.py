@@ -8,13 +8,12 @@ Each draw inverts a CDF at uniforms from ``generator``, a fixed number per pixel
 drawn on the generator's device (the CPU by default) and moved to the model, so
 the same seed gives the same images on any device whose arithmetic agrees.
 
-How the network is evaluated is a *stepper*'s business:
-
-* :class:`NaiveStepper` runs the whole network on the partial image for every
-  draw: the reference, correct for any model;
-* the cached steppers of :mod:`pixelzoo.sampling.cached` compute each layer's
-  activations once, as they become final, and give the same parameters (to
-  rounding), so the same images.
+How the network is evaluated is a *stepper*'s business
+(:mod:`pixelzoo.sampling.steppers`): the naive one runs the whole network on
+the partial image for every draw (the reference, correct for any model); a
+model's cached stepper (``model.cached_stepper``) computes each layer's
+activations once, as they become final, and gives the same parameters (to
+rounding), so the same images.
 """
 
 from __future__ import annotations
@@ -24,24 +23,9 @@ from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from pixelzoo.errors import InputError
+from pixelzoo.sampling.steppers import NaiveStepper
 
 SAMPLERS = ("auto", "cached", "naive")
-
-
-class NaiveStepper:
-    """One full forward pass per draw (the reference sampler)."""
-
-    def __init__(self, model, x: torch.Tensor, cond):
-        self.model, self.cond = model, cond
-
-    def begin_row(self, i: int) -> None:
-        pass
-
-    def step(self, x: torch.Tensor, i: int, j: int, need: bool):
-        return self.model(x, self.cond)[:, :, i, j] if need else None
-
-    def commit(self, x: torch.Tensor, i: int, j: int) -> None:
-        pass
 
 
 def _uniform(shape, generator: torch.Generator | None) -> torch.Tensor:
@@ -51,19 +35,17 @@ def _uniform(shape, generator: torch.Generator | None) -> torch.Tensor:
 
 def make_stepper(model, sampler: str, x: torch.Tensor, cond):
     """The stepper for ``sampler`` (``"auto"``: cached where the model has one)."""
-    from pixelzoo.sampling.cached import cached_stepper
-
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
     if sampler == "naive":
         return NaiveStepper(model, x, cond)
-    stepper = cached_stepper(model, x, cond)
+    stepper = model.cached_stepper(x, cond)
     if stepper is None:
         if sampler == "cached":
+            given = " without codes" if model.has_cached_sampler() else ""
             raise InputError(
-                f"{model.registry_name} has no cached sampler (cached sampling covers the "
-                "convolutional models: pixelcnn, gated_pixelcnn, pixelcnn_pp, and pixelcnn_ae "
-                "given codes); use sampler='naive'"
+                f"{model.registry_name} has no cached sampler{given} (`pixelzoo models` lists "
+                "the models that have one); use sampler='naive'"
             )
         return NaiveStepper(model, x, cond)
     return stepper
@@ -82,7 +64,7 @@ def fill(
     """Sample every pixel of ``x [n, C, H, W]`` not marked in ``known [H, W]``, in raster order."""
     n, channels, height, width = x.shape
     model.check_cond(cond, n)
-    device = next(model.parameters()).device
+    device = model.device
     x = x.to(device).clone()
     if isinstance(cond, torch.Tensor):
         cond = cond.to(device)

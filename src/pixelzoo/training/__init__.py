@@ -1,7 +1,23 @@
-"""Training, checkpoints, resuming and distributed runs."""
+"""Training: the configuration, the shared trainer, launching and resuming runs, DDP.
 
+``load_model`` and ``load_split`` read runs; they live in :mod:`pixelzoo.runs` and
+are re-exported here for the README's API.
+"""
+
+from pixelzoo.runs import load_model, load_split
 from pixelzoo.training.config import TrainConfig
-from pixelzoo.training.run import load_model, load_split, read_config
-from pixelzoo.training.trainer import Trainer, train
+from pixelzoo.training.evaluator import EvaluatorTraining, train_evaluator
+from pixelzoo.training.launch import plan, resume_run, train
+from pixelzoo.training.trainer import Trainer
 
-__all__ = ["TrainConfig", "Trainer", "load_model", "load_split", "read_config", "train"]
+__all__ = [
+    "EvaluatorTraining",
+    "TrainConfig",
+    "Trainer",
+    "load_model",
+    "load_split",
+    "plan",
+    "resume_run",
+    "train",
+    "train_evaluator",
+]

@@ -28,16 +28,18 @@ from pixelzoo.training.trainer import Trainer
 class AdversarialTrainer(Trainer):
     """Train a :class:`~pixelzoo.models.adversarial.AdversarialModel` (see the module docstring)."""
 
-    def __init__(self, cfg, run_dir, *, resume: bool = False, progress: bool = True):
+    def __init__(self, *args, **kwargs):
         self._phase = None
-        super().__init__(cfg, run_dir, resume=resume, progress=progress)
+        super().__init__(*args, **kwargs)
+        self.on_step_change()  # a fresh run starts at the schedule's step 0
+
+    def check_supported(self) -> None:
         if self.dist.enabled:
             raise ConfigError(
                 "adversarial models train in a single process for now; run without torchrun"
             )
         if self.cfg.micro_batch:
             raise ConfigError("micro_batch applies to likelihood models; GANs take whole batches")
-        self.on_step_change()  # a fresh run starts at the schedule's step 0
 
     def make_optimizers(self):
         return {

@@ -35,6 +35,11 @@ class Dist:
         return self.rank == 0
 
 
+def env_rank() -> int:
+    """This process's global rank as torchrun announces it (0 outside torchrun), before any setup."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: str) -> Dist:
     """Join the process group if launched by torchrun (even with one process, so that
     the DDP code path is the same whatever the number of processes)."""

@@ -1,10 +1,14 @@
-"""A model-agnostic trainer: any model whose ``loss(batch)`` is a scalar to minimise
-(GANs: :mod:`pixelzoo.training.adversarial` overrides the update).
+"""The training loop: any model whose ``loss(batch)`` is a scalar to minimise.
 
-Features: Adam with warm-up and per-step exponential decay, gradient clipping,
-validation NLL after every epoch (for models with a likelihood), ``last``/``best``
-checkpoints, exact resume, DDP under torchrun, a tqdm bar, scalars to ``metrics.jsonl`` and TensorBoard, a
-sample grid per epoch, and a clean stop (last good checkpoint kept) on NaN/inf.
+:class:`Trainer` is the core every run shares (the likelihood models, the VAE,
+the GANs through :mod:`pixelzoo.training.adversarial`, and the evaluator
+classifier through :mod:`pixelzoo.training.evaluator`): it takes a built model,
+its training and validation sets and a resolved :class:`TrainConfig`, and runs
+Adam with warm-up and a per-step schedule, gradient clipping, validation after
+every ``valid_every`` epochs, ``last``/``best`` checkpoints, exact resume, DDP
+under torchrun, a tqdm bar, scalars to ``metrics.jsonl`` and TensorBoard, a
+sample grid per validation, and a clean stop (last good checkpoint kept) on
+NaN/inf. :mod:`pixelzoo.training.launch` builds those pieces from names.
 
 Determinism and resume: the order of training images in epoch e is a permutation
 drawn from a generator seeded with (seed, e), and dynamic binarization of step s
@@ -17,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -27,15 +29,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-import pixelzoo
-from pixelzoo import data as datasets
-from pixelzoo import models
+from pixelzoo.data.images import save_grid
 from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
-from pixelzoo.training import checkpoint, distributed
+from pixelzoo.runs import Checkpoints, MetricsLog, Run
+from pixelzoo.runs.checkpoint import load_weights, optimizer_from_flat, optimizer_to_flat
+from pixelzoo.training import distributed
 from pixelzoo.training.config import TrainConfig
-from pixelzoo.training.logging import MetricsLog
-from pixelzoo.utils.images import save_grid
 from pixelzoo.utils.io import atomic_write_json
 
 
@@ -55,20 +55,28 @@ RAW = "train_weights."
 
 
 def resolve_device(device: str, local_rank: int = 0) -> str:
+    """``"auto"`` -> the local GPU if there is one, else the CPU; anything else checked."""
     if device == "auto":
         return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} was requested but CUDA is not available")
-    return device
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} was requested but CUDA is not available")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif parsed.type != "cpu":
+        raise ConfigError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return str(parsed)
 
 
-def resolve_preset(cfg: TrainConfig) -> str:
-    if cfg.preset is not None:
-        return cfg.preset
-    return cfg.data if cfg.data in models.get(cfg.model).presets else "default"
-
-
-def _seeded(*parts: int) -> torch.Generator:
+def seeded(*parts: int) -> torch.Generator:
+    """A CPU generator seeded by a tuple of integers (seed, epoch, ...)."""
     seed = 0
     for p in parts:
         seed = (seed * 1_000_003 + int(p)) % (2**63 - 1)
@@ -76,23 +84,38 @@ def _seeded(*parts: int) -> torch.Generator:
 
 
 class Trainer:
-    """Train ``cfg.model`` on ``cfg.data`` into ``run_dir``.
+    """Train ``model`` on ``train_set`` into ``run_dir``, validating on ``valid_set``.
 
     Args:
-        cfg: the run's configuration (ignored except for stopping criteria when
-            ``resume`` is True: a resumed run keeps its saved configuration).
+        model: the model (on the CPU, built and seeded by the caller); it is moved to
+            the configured device.
+        train_set, valid_set: :class:`~pixelzoo.data.ImageDataset` splits.
+        cfg: the run's resolved configuration (lr, betas, ema, grad_clip filled in).
         run_dir: folder for config, metrics, checkpoints, samples.
-        resume: continue the run in ``run_dir`` from its last checkpoint.
+        record: what a fresh run writes to ``config.json`` (None when resuming).
+        resume: continue from the run's last checkpoint.
         progress: show a tqdm progress bar.
+
+    The caller holds the run folder's lock (see :mod:`pixelzoo.training.launch`).
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True):
+    # The validation figure that picks the best checkpoint (lower is better).
+    best_key = "nats"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set,
+        valid_set,
+        cfg: TrainConfig,
+        run_dir,
+        *,
+        record: dict | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ):
         self.run_dir = Path(run_dir)
-        model_settings = None
-        if resume:
-            cfg, model_settings = self._saved_config(cfg)
-        cfg.validate()
-        self.cfg = cfg
+        self.cfg = cfg.validate()
         self.progress = progress
         self.dist = distributed.setup(resolve_device(cfg.device))
         self.device = resolve_device(cfg.device, self.dist.local_rank)
@@ -100,14 +123,12 @@ class Trainer:
             raise ConfigError(
                 f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes"
             )
-
-        opts = cfg.data_options
-        self.train_set = datasets.load(cfg.data, "train", cfg.data_dir, **opts)
-        self.valid_set = datasets.load(cfg.data, "valid", cfg.data_dir, **opts)
-        self.steps_per_epoch = len(self.train_set) // cfg.batch_size
+        self.check_supported()
+        self.train_set, self.valid_set = train_set, valid_set
+        self.steps_per_epoch = len(train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise ConfigError(
-                f"batch_size {cfg.batch_size} exceeds the {len(self.train_set)} training images"
+                f"batch_size {cfg.batch_size} exceeds the {len(train_set)} training images"
             )
         limits = []
         if cfg.steps:
@@ -117,28 +138,12 @@ class Trainer:
         if not limits and not cfg.minutes:
             limits.append(20 * self.steps_per_epoch)
         self.total_steps = min(limits) if limits else None
-
-        torch.manual_seed(cfg.seed)
-        cfg.resolve_defaults(models.get(cfg.model).cls.train_defaults)
-        self.preset = resolve_preset(cfg)
-        # A resumed run rebuilds its model from the full saved settings, not from the
-        # preset's name, so that a preset edited since cannot change the network.
-        settings = dict(model_settings if model_settings is not None else cfg.overrides)
-        if cfg.cond == "class" and model_settings is None:
-            settings["num_classes"] = self._num_classes()
-        self.model = models.build(
-            cfg.model,
-            self.train_set.image_shape,
-            self.train_set.levels,
-            self.preset,
-            **settings,
-        ).to(self.device)
-        kind = self.model.cond_kind
-        if kind not in (None, "class") and not self.model.cond_optional:
+        if cfg.lr_schedule == "cosine" and self.total_steps is None:
             raise ConfigError(
-                f"model {cfg.model!r} is conditioned on {kind} input, which no "
-                f"dataset provides; train it from Python, or use --cond class"
+                "lr_schedule='cosine' needs a number of steps or epochs to anneal over"
             )
+
+        self.model = model.to(self.device)
         self.objective: nn.Module = _Objective(self.model)
         if self.dist.enabled:
             ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
@@ -153,12 +158,22 @@ class Trainer:
         self.best = math.inf
         self.elapsed = 0.0  # seconds of training so far, across resumes
         self.window = self._empty_window()
-        self.ckpt_root = self.run_dir / "checkpoints"
+        run_id = Run(self.run_dir).run_id if resume else (record or {}).get("run_id")
+        self.checkpoints = Checkpoints(self.run_dir / "checkpoints", run_id)
+        self.ckpt_root = self.checkpoints.root
+        self.log: MetricsLog | None = None
         if resume:
             self._restore()
         else:
-            self._start_run_dir()
+            self._write_record(record)
         self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
+
+    def check_supported(self) -> None:
+        """Hook: refuse, before anything is written, what this trainer cannot do."""
+
+    def model_spec(self) -> dict:
+        """What rebuilds the model (saved in every checkpoint's metadata)."""
+        return self.model.spec()
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """One Adam over every parameter (subclasses may use several, by name)."""
@@ -171,81 +186,51 @@ class Trainer:
     def _empty_window() -> dict:
         return {"sums": {}, "steps": 0, "images": 0, "seconds": 0.0}
 
-    def _num_classes(self) -> int:
-        """Classes of the training labels, for ``cond="class"``."""
-        for split in (self.train_set, self.valid_set):
-            if split.labels is None:
-                raise ConfigError(
-                    f"--cond class needs labelled data; dataset {self.cfg.data!r} "
-                    f"({split.split}) has no labels"
-                )
-        return int(self.train_set.num_classes or int(self.train_set.labels.max()) + 1)
-
     # ------------------------------------------------------------------ run folder
-    def _saved_config(self, cfg: TrainConfig) -> tuple[TrainConfig, dict]:
-        """The run's saved training config (stopping criteria from ``cfg``) and model settings."""
-        path = self.run_dir / "config.json"
-        if not path.exists():
-            raise ConfigError(
-                f"cannot resume: {self.run_dir} has no config.json (not a pixelzoo run)"
-            )
-        saved_json = json.loads(path.read_text())
-        saved = TrainConfig.from_dict(saved_json["train"])
-        # Stopping criteria may be extended when resuming; nothing else changes.
-        for k in ("steps", "epochs", "minutes"):
-            if getattr(cfg, k) is not None:
-                setattr(saved, k, getattr(cfg, k))
-        return saved, saved_json["model"]["config"]
-
-    def _start_run_dir(self) -> None:
-        if (self.run_dir / "config.json").exists():
-            raise ConfigError(
-                f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
-                f"or choose a new --out folder"
-            )
-        distributed.barrier(self.dist)  # every rank has checked before rank 0 writes
+    def _write_record(self, record: dict) -> None:
+        distributed.barrier(self.dist)  # every rank has built its model before rank 0 writes
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(
-                self.run_dir / "config.json",
-                {
-                    "train": dataclasses.asdict(dataclasses.replace(self.cfg, preset=self.preset)),
-                    "model": self.model.spec(),
-                    "data": {
-                        "name": self.cfg.data,
-                        "image_shape": list(self.train_set.image_shape),
-                        "levels": self.train_set.levels,
-                        "train_images": len(self.train_set),
-                        "valid_images": len(self.valid_set),
-                    },
-                    "world_size": self.dist.world_size,
-                    "distributed_backend": self.dist.backend,
-                    "versions": {"pixelzoo": pixelzoo.__version__, "torch": torch.__version__},
-                },
-            )
+            record = {
+                **record,
+                "world_size": self.dist.world_size,
+                "distributed_backend": self.dist.backend,
+            }
+            atomic_write_json(self.run_dir / "config.json", record)
         distributed.barrier(self.dist)
 
     def _restore(self) -> None:
-        if checkpoint.pointer(self.ckpt_root, "last") is None:
-            # Killed before the first checkpoint: start again from step 0.
-            return
-        weights, state, meta = checkpoint.load(self.ckpt_root, "last")
+        ckpts = self.checkpoints
+        if self.dist.is_main:
+            ckpts.remove_temporaries()  # a write killed half-way
+            ckpts.reconcile()  # pointers written before a kill that disagree with the metadata
+        if ckpts.resolve("last") is None:
+            return  # killed before the first checkpoint: start again from step 0
+        weights, state, meta = ckpts.load("last")
         if "optimizers" not in meta:
             raise CheckpointError(
                 f"{self.ckpt_root} was written by an older pixelzoo whose checkpoints cannot be "
                 f"resumed by this one; its weights still load for sampling and evaluation"
             )
-        checkpoint.load_weights(self.eval_model, weights, self.ckpt_root)
-        if self.ema is not None:  # the checkpoint's model weights are the average
-            raw = {k[len(RAW) :]: v for k, v in state.items() if k.startswith(RAW)}
-            checkpoint.load_weights(self.model, raw, self.ckpt_root)
-        for name, opt in self.optimizers.items():
-            checkpoint.optimizer_from_flat(opt, state, meta["optimizers"][name], name)
-        torch.set_rng_state(state["rng.torch"])
-        if "rng.cuda" in state and self.device.startswith("cuda"):
-            torch.cuda.set_rng_state(state["rng.cuda"], self.device)
-        self.step, self.best, self.elapsed = meta["step"], meta["best_valid_nats"], meta["elapsed"]
-        self.window = meta["window"]
+        try:
+            load_weights(self.eval_model, weights, self.ckpt_root)
+            if self.ema is not None:  # the checkpoint's model weights are the average
+                raw = {k[len(RAW) :]: v for k, v in state.items() if k.startswith(RAW)}
+                load_weights(self.model, raw, self.ckpt_root)
+            for name, opt in self.optimizers.items():
+                optimizer_from_flat(opt, state, meta["optimizers"][name], name)
+            torch.set_rng_state(state["rng.torch"])
+            if "rng.cuda" in state and self.device.startswith("cuda"):
+                torch.cuda.set_rng_state(state["rng.cuda"], self.device)
+            self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
+            best = meta.get("best_valid", meta.get("best_valid_nats"))
+            self.best = math.inf if best is None else float(best)
+            self.window = meta["window"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"checkpoint {self.ckpt_root}/{ckpts.resolve('last')} is incomplete "
+                f"({type(e).__name__}: {e}); it cannot be resumed"
+            ) from None
         self.on_step_change()
 
     def _save(self, best: bool) -> None:
@@ -258,28 +243,31 @@ class Trainer:
         if self.dist.is_main:
             tensors, opt_meta = {}, {}
             for name, opt in self.optimizers.items():
-                flat, opt_meta[name] = checkpoint.optimizer_to_flat(opt, name)
+                flat, opt_meta[name] = optimizer_to_flat(opt, name)
                 tensors.update(flat)
             tensors["rng.torch"] = torch.get_rng_state()
             if self.ema is not None:
                 tensors.update({RAW + k: v for k, v in self.model.state_dict().items()})
             if self.device.startswith("cuda"):
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            best_value = self.best if math.isfinite(self.best) else None
             meta = {
-                "step": self.step,
                 "epoch": self.step / self.steps_per_epoch,
-                "best_valid_nats": self.best,
+                "best_key": self.best_key,
+                "best_valid": best_value,
                 "elapsed": self.elapsed,
                 "window": self.window,
                 "optimizers": opt_meta,
-                "model": self.model.spec(),
+                "model": self.model_spec(),
                 **self.progress_state(),
             }
-            pointers = {"last": {"step": self.step}}
-            if best:
-                pointers["best"] = {"step": self.step, "valid_nats": self.best}
-            checkpoint.save(
-                self.ckpt_root, self.step, self.eval_model.state_dict(), tensors, meta, pointers
+            self.checkpoints.save(
+                self.step,
+                self.eval_model.state_dict(),
+                tensors,
+                meta,
+                best=best,
+                best_extra={f"valid_{self.best_key}": best_value},
             )
         distributed.barrier(self.dist)
 
@@ -290,23 +278,26 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def lr_at(self, step: int) -> float:
-        warm = min(1.0, (step + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
-        return self.cfg.lr * warm * self.cfg.lr_decay**step
+        cfg = self.cfg
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.lr_schedule == "cosine":
+            return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step / self.total_steps, 1)))
+        return cfg.lr * warm * cfg.lr_decay**step
 
     def _batch(self, step: int):
         epoch, pos = divmod(step, self.steps_per_epoch)
-        perm = torch.randperm(len(self.train_set), generator=_seeded(self.cfg.seed, epoch))
+        perm = torch.randperm(len(self.train_set), generator=seeded(self.cfg.seed, epoch))
         b = self.cfg.batch_size
         idx = perm[pos * b : (pos + 1) * b]
         # Binarize the whole global batch, then take this rank's slice: the images
         # are then identical to a single-process run's.
-        x, y = self.train_set.get_batch(idx, _seeded(self.cfg.seed, 7919, step))
+        x, y = self.train_set.get_batch(idx, seeded(self.cfg.seed, 7919, step))
         local = slice(
             self.dist.rank * b // self.dist.world_size,
             (self.dist.rank + 1) * b // self.dist.world_size,
         )
         x = x[local].to(self.device, non_blocking=True)
-        if self.model.cond_kind == "class":
+        if self.model.uses_labels:
             return x, y[local].to(self.device)
         return x
 
@@ -373,12 +364,17 @@ class Trainer:
         if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            last = checkpoint.pointer(self.ckpt_root, "last")
-            kept = f"step {last['step']}" if last else "none yet"
+            kept = self.checkpoints.step("last")
+            where = f"the {what} became {loss_v} (gradient norm {norm_v}) at step {self.step + 1}"
+            if kept is None:
+                raise TrainingDiverged(
+                    f"{where}, before the first checkpoint, so there is nothing to resume; start "
+                    f"again with a lower --lr or a smaller --set grad_clip"
+                )
             raise TrainingDiverged(
-                f"the {what} became {loss_v} (gradient norm {norm_v}) at step {self.step + 1}; "
-                f"stopped without saving, the last good checkpoint ({kept}) in {self.ckpt_root} is "
-                f"untouched: resume it with a lower --lr or a smaller --set grad_clip"
+                f"{where}; stopped without saving, the last good checkpoint (step {kept}) in "
+                f"{self.ckpt_root} is untouched: resume it with a lower --lr (pixelzoo train "
+                f"--resume {self.run_dir} --lr LR) or a smaller --set grad_clip"
             )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -416,7 +412,7 @@ class Trainer:
         """Hook: JSON state of a schedule, saved in every checkpoint's meta for readers."""
         return {}
 
-    # ------------------------------------------------------------------ epoch end
+    # ------------------------------------------------------------------ validation
     def validate(self) -> dict:
         """Validation NLL (exact or a bound, per ``nats_kind``); empty for a model without one."""
         kind = self.model.nats_kind
@@ -436,7 +432,7 @@ class Trainer:
         if not self.cfg.samples or not self.dist.is_main:
             return
         epoch = self.step // self.steps_per_epoch
-        g = _seeded(self.cfg.seed, 104729, epoch)
+        g = seeded(self.cfg.seed, 104729, epoch)
         x, nrow = self.eval_model.preview(self.cfg.samples, self.valid_set, g)
         if x is not None:
             path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
@@ -444,9 +440,9 @@ class Trainer:
 
     def end_of_epoch(self) -> dict:
         v = self.validate()
-        improved = bool(v) and v["nats"] < self.best
+        improved = bool(v) and v[self.best_key] < self.best
         if v:
-            self.best = min(self.best, v["nats"])
+            self.best = min(self.best, v[self.best_key])
             self.log.write(
                 {
                     "split": "valid",
@@ -454,17 +450,36 @@ class Trainer:
                     "epoch": self.step / self.steps_per_epoch,
                     "train_seconds": self.elapsed,
                     **v,
-                    "best_nats": self.best,
+                    f"best_{self.best_key}": self.best,
                 }
             )
         self.write_samples()
         self._save(best=improved)
         return v
 
+    def after_training(self) -> None:
+        """Hook: runs once training has stopped normally, with the metrics log still open."""
+
     # ------------------------------------------------------------------ loop
+    @property
+    def finished(self) -> bool:
+        out_of_time = self.cfg.minutes is not None and self.elapsed >= 60 * self.cfg.minutes
+        return out_of_time or (self.total_steps is not None and self.step >= self.total_steps)
+
     def fit(self) -> dict:
-        """Train until a stopping criterion; returns the last validation result."""
+        """Train until a stopping criterion; returns the last validation result.
+
+        ``already_finished`` is True when a resumed run had nothing left to do.
+        """
         cfg, spe = self.cfg, self.steps_per_epoch
+        if self.finished:
+            self.log.close()
+            return {
+                "step": self.step,
+                "valid": {},
+                "best_valid": self.best,
+                "already_finished": True,
+            }
         last_valid: dict = {}
         bar = tqdm(
             total=self.total_steps,
@@ -476,7 +491,7 @@ class Trainer:
         )
         self.model.train()
         try:
-            while self.total_steps is None or self.step < self.total_steps:
+            while not self.finished:
                 t0 = time.perf_counter()
                 scalars = self.train_step()
                 dt = time.perf_counter() - t0
@@ -489,56 +504,40 @@ class Trainer:
                 w["seconds"] += dt
                 bar.update(1)
                 if self.step % cfg.log_every == 0:
-                    means = {k: v / w["steps"] for k, v in w["sums"].items()}
-                    record = {"split": "train", "step": self.step, "epoch": self.step / spe}
-                    record["train_seconds"] = self.elapsed  # training-step time, across resumes
-                    record.update(means)
-                    if self.model.nats_kind is not None:  # the loss is nats per sub-pixel
-                        record["bits_per_dim"] = means["loss"] / math.log(2)
-                    record["lr"] = self.lr_at(self.step - 1)
-                    record["images_per_s"] = w["images"] / max(w["seconds"], 1e-9)
-                    record.update(self.progress_state())
-                    self.log.write(record)
-                    bar.set_postfix(self.postfix(record))
-                    self.window = self._empty_window()
-                out_of_time = cfg.minutes is not None and self.elapsed >= 60 * cfg.minutes
-                finished = self.total_steps is not None and self.step >= self.total_steps
-                if self.step % (spe * cfg.valid_every) == 0 or finished or out_of_time:
+                    self._log_window()
+                    bar.set_postfix(self.postfix(self.log_record))
+                if self.step % (spe * cfg.valid_every) == 0 or self.finished:
                     last_valid = self.end_of_epoch()
                 elif self.step % cfg.ckpt_every == 0:
                     self._save(best=False)
-                if out_of_time:
-                    break
+            self.after_training()
         finally:
             bar.close()
             self.log.close()
-        return {"step": self.step, "valid": last_valid, "best_valid_nats": self.best}
+        return {"step": self.step, "valid": last_valid, "best_valid": self.best}
+
+    def _log_window(self) -> None:
+        w = self.window
+        means = {k: v / w["steps"] for k, v in w["sums"].items()}
+        record = {"split": "train", "step": self.step, "epoch": self.step / self.steps_per_epoch}
+        record["train_seconds"] = self.elapsed  # training-step time, across resumes
+        record.update(means)
+        if getattr(self.model, "nats_kind", None) is not None:  # the loss is nats per sub-pixel
+            record["bits_per_dim"] = means["loss"] / math.log(2)
+        record["lr"] = self.lr_at(self.step - 1)
+        record["images_per_s"] = w["images"] / max(w["seconds"], 1e-9)
+        record.update(self.progress_state())
+        self.log.write(record)
+        self.log_record = record
+        self.window = self._empty_window()
 
     def postfix(self, record: dict) -> dict:
         """What the progress bar shows after each logged window."""
-        return {"bpd": f"{record['bits_per_dim']:.4f}"}
+        if "bits_per_dim" in record:
+            return {"bpd": f"{record['bits_per_dim']:.4f}"}
+        return {"loss": f"{record['loss']:.4f}"}
 
     def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
         distributed.teardown(self.dist)
-
-
-def trainer_class(model_name: str) -> type[Trainer]:
-    """The trainer for a model family: adversarial models need their own update."""
-    from pixelzoo.models.adversarial import AdversarialModel
-    from pixelzoo.training.adversarial import AdversarialTrainer
-
-    cls = models.get(model_name).cls
-    return AdversarialTrainer if issubclass(cls, AdversarialModel) else Trainer
-
-
-def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) a run; see :class:`Trainer`."""
-    if resume:  # the saved model name decides, not the one on the command line
-        path = Path(run_dir) / "config.json"
-        if path.exists():
-            cfg = dataclasses.replace(cfg, model=json.loads(path.read_text())["train"]["model"])
-    trainer = trainer_class(cfg.model)(cfg, run_dir, resume=resume, progress=progress)
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()

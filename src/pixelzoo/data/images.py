@@ -1,4 +1,4 @@
-"""Image grids as PNG files."""
+"""Image grids as PNG files (sample grids, completions, closest pairs)."""
 
 from __future__ import annotations
 
