@@ -3,7 +3,7 @@ metadata, failed writes (disk full, read-only), settings changed on resume, malf
 run files, and a fresh run that fails early leaving nothing behind.
 
 Faults that are processes are real processes (two trainers, SIGINT at start-up);
-faults inside a checkpoint write are injected at every write step, in-process.
+a trainer SIGKILLs itself at every write step of a checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from pixelzoo.errors import CheckpointError, ConfigError, RunLocked, TrainingDiverged, WriteError
 from pixelzoo.runs import Checkpoints, Run, RunLock, read_metrics
 from pixelzoo.runs import checkpoint as ckpt_module
-from pixelzoo.training import TrainConfig, load_model, plan, resume_run, train
+from pixelzoo.training import TrainConfig, load_model, resume_run, train
 from tests.helpers import SMALL_CLI, cli, losses, pz, small_cfg
 
 
@@ -113,43 +113,49 @@ WRITE_STEPS = [  # (function used by runs/checkpoint.py, which of its calls in o
 ]
 
 
+# A trainer in its own process that SIGKILLs itself at one write of the checkpoint
+# written at step 39 (the end of the first epoch: a validation and a new best).
+KILLER = """
+import os, signal, sys
+from pixelzoo.runs import checkpoint as ck
+from pixelzoo.training import TrainConfig, train
+where, call, run = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+owner, name = {"os.replace": (ck.os, "replace"), "prune": (ck.Checkpoints, "prune")}.get(
+    where, (ck, where))
+real, seen = getattr(owner, name), {"n": 0, "armed": False}
+save = ck.Checkpoints.save
+def arming(self, step, *a, **k):
+    seen["armed"] = step == 39
+    return save(self, step, *a, **k)
+def faulty(*a, **k):
+    if seen["armed"]:
+        seen["n"] += 1
+        if seen["n"] == call:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+ck.Checkpoints.save = arming
+setattr(owner, name, faulty)
+train(TrainConfig(overrides={"hidden": 8, "blocks": 2, "out_hidden": 16}, batch_size=32,
+                  log_every=1, ckpt_every=3, samples=0, steps=45), run, progress=False)
+"""
+
+
 @pytest.mark.parametrize("where,call", WRITE_STEPS, ids=[f"{w}-{c}" for w, c in WRITE_STEPS])
-def test_a_kill_at_any_step_of_a_checkpoint_write_resumes_exactly(
-    where, call, reference, tmp_path, monkeypatch
-):
-    """Ctrl-C (KeyboardInterrupt) at each write of the checkpoint at step 39 (the end of
-    the first epoch: a validation and a new best), then a resume: the run equals the
+def test_a_kill_at_any_step_of_a_checkpoint_write_resumes_exactly(where, call, reference, tmp_path):
+    """SIGKILL at each write of a checkpoint, then a resume: the run equals the
     uninterrupted one, and nothing half-written is left."""
     run = tmp_path / "run"
-    trainer = plan(cfg(steps=45)).trainer(run, progress=False)
-    if where == "os.replace":
-        owner, name = ckpt_module.os, "replace"
-    elif where == "prune":
-        owner, name = ckpt_module.Checkpoints, "prune"
-    else:
-        owner, name = ckpt_module, where
-    real = getattr(owner, name)
-    calls = {"n": 0}
-
-    def faulty(*a, **k):
-        if trainer.step == 39:
-            calls["n"] += 1
-            if calls["n"] == call:
-                raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(owner, name, faulty)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
-    trainer.close()
-    monkeypatch.setattr(owner, name, real)
-    assert calls["n"] == call, "the fault was not reached"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, where, str(call), str(run)], capture_output=True, text=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]  # the fault was reached
     resume_run(run, progress=False)
     assert not [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
     assert losses(run) == losses(reference)
     assert same_weights(run, reference)
     ckpts = Run(run).checkpoints
     assert ckpts.pointer("last")["dir"] == "step-00000045" == ckpts.resolve("last")
+    assert ckpts.pointer("best")["dir"] == ckpts.resolve("best")
 
 
 def test_pointers_follow_the_checkpoints_own_metadata(tmp_path):
