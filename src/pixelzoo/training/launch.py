@@ -188,7 +188,7 @@ def launch(run_dir, make_trainer, *, fresh: bool, resume_hint: bool = True) -> d
 
 
 def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train a new run into ``run_dir`` (or resume it; see :func:`resume`).
+    """Train a new run into ``run_dir`` (or resume it; see :func:`resume_run`).
 
     With ``resume=True`` the settings of ``cfg`` that differ from the defaults are
     the changes asked for (e.g. ``TrainConfig(steps=500)`` extends the run).
