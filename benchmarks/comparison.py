@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 from pathlib import Path
 
 import torch
@@ -66,6 +67,9 @@ def main() -> None:
     p.add_argument("--ais-steps", type=int, default=300)
     p.add_argument("--ais-chains", type=int, default=4)
     p.add_argument("--only", default=None, help="comma-separated models (default: all)")
+    p.add_argument(
+        "--train-only", action="store_true", help="train (or finish) the runs, then stop"
+    )
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
     data, runs = Path(args.data), Path(args.runs)
@@ -80,11 +84,15 @@ def main() -> None:
         )  # fmt: skip
         train(cfg, run, resume=(run / "config.json").exists(), progress=not args.no_progress)
     evaluator = runs.parent / "evaluator-bmnist"
+    if not (evaluator / "checkpoints" / "best.json").exists() and evaluator.exists():
+        shutil.rmtree(evaluator)  # an evaluator interrupted half-way: they train in minutes
     if not (evaluator / "checkpoints" / "best.json").exists():
         train_evaluator(
             EvaluatorTraining(data="mnist", data_dir=str(data / "mnist"), data_options={"binarize": "dynamic"}),
             evaluator, progress=not args.no_progress,
         )  # fmt: skip
+    if args.train_only:
+        return
     cfg = MeasureConfig(
         samples=args.samples, ais_images=args.ais_images, bdmc_images=16,
         max_sample_seconds=args.max_sample_minutes * 60,

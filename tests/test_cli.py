@@ -30,7 +30,10 @@ def test_train_evaluate_sample_complete(tmp_path):
     assert cfg["data"]["levels"] == 17 and list(run.glob("samples/*.png"))
 
     res = json.loads(pz("evaluate", run, "--json").stdout)
-    assert set(res) == {"nats", "bits_per_dim", "split", "images", "conditioned_on", "nats_kind"}
+    assert set(res) == {"nats", "nats_se", "nats_ci", "bits_per_dim", "bits_per_dim_ci", "split",
+                        "images", "conditioned_on", "nats_kind"}  # fmt: skip
+    low, high = res["nats_ci"]  # the 95% interval over the test images
+    assert low < res["nats"] < high and high - low == pytest.approx(2 * 1.96 * res["nats_se"], rel=1e-3)
     assert res["nats_kind"] == "exact"
     assert res["conditioned_on"] is None
     assert res["split"] == "test" and res["images"] == 359
@@ -319,3 +322,34 @@ def test_a_run_replays_from_its_config(tmp_path):
     saved = json.loads((tmp_path / "other" / "config.json").read_text())
     assert saved["train"]["lr"] == 2e-3 and saved["train"]["steps"] == 3
     assert saved["model"]["config"]["blocks"] == 1
+
+
+def test_samples_for_external_tools(tmp_path):
+    import numpy as np
+
+    from tests.helpers import cli
+
+    run = tmp_path / "run"
+    cli(
+        "train",
+        "--out",
+        run,
+        "--steps",
+        "2",
+        "--no-progress",
+        "--set",
+        "blocks=1",
+        "--set",
+        "samples=0",
+    )
+    cli("sample", run, "-n", "5", "--format", "npz", "--out", tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["images"].shape == (5, 1, 8, 8) and f["images"].dtype == np.uint8
+        assert int(f["images"].max()) <= 16 and int(f["levels"]) == 17
+        assert f["images_8bit"].shape == (5, 8, 8, 1)
+        assert np.array_equal(f["images_8bit"][..., 0], f["images"][:, 0].astype(int) * 255 // 16)
+    cli("sample", run, "-n", "5", "--format", "png-folder", "--out", tmp_path / "pngs")
+    files = sorted((tmp_path / "pngs").iterdir())
+    assert [p.name for p in files] == [f"{k:05d}.png" for k in range(5)]
+    with Image.open(files[0]) as im:
+        assert im.mode == "L" and im.size == (8, 8)

@@ -68,3 +68,21 @@ def test_cuda_class_conditional_gated_pixelcnn_matches_cpu(tmp_path):
     )
     train(cfg, tmp_path / "run", progress=False)
     assert list((tmp_path / "run" / "samples").glob("*.png"))
+
+
+def test_evaluator_and_compare_run_on_cuda(tmp_path):
+    """train-evaluator and compare on the GPU give the CPU's figures (to float rounding)."""
+    from pixelzoo.report import MeasureConfig, compare
+    from pixelzoo.training import EvaluatorTraining, train_evaluator
+
+    train(TrainConfig(data="digits", steps=20, overrides={"blocks": 1}, samples=0), tmp_path / "r",
+          progress=False)  # fmt: skip
+    train_evaluator(EvaluatorTraining(epochs=2, device="cuda"), tmp_path / "ev", progress=False)
+    figures = {}
+    for device in ("cpu", "cuda"):
+        cfg = MeasureConfig(samples=64, ais=False, bootstrap=20, device=device, naive_timing=False)
+        rec = compare([tmp_path / "r"], tmp_path / device, evaluator_dir=tmp_path / "ev", cfg=cfg,
+                      progress=False)["records"][1]  # fmt: skip
+        figures[device] = rec
+    assert figures["cuda"]["nats"] == pytest.approx(figures["cpu"]["nats"], rel=1e-4)
+    assert figures["cuda"]["fid"] == pytest.approx(figures["cpu"]["fid"], rel=1e-2, abs=1e-3)

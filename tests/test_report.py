@@ -38,6 +38,8 @@ def report(runs, tmp_path_factory):
         ais_images=6,
         bdmc_images=4,
         ais_config=AISConfig(steps=20, chains=2, leapfrog=3),
+        ais_max_steps=40,
+        bootstrap=40,
     )
     result = compare(
         [runs / "pixelcnn", runs / "dcgan", runs / "vae"],
@@ -70,12 +72,26 @@ def test_metrics_jsonl_has_one_record_a_model_with_every_key(report):
         assert r["nats"] > 0 and r["fid"] > 0 and r["sample_seconds"] > 0 and r["params"] > 0
         assert 0 < r["ms_ssim"] <= 1 and r["swd"] > 0 and 1 <= r["modes"] <= 10
         assert r["train_seconds"] > 0 and r["steps"] == 40
+        # Every figure comes with its 95% interval around it.
+        for key in ("nats", "fid", "kid", "inception_score", "precision", "recall", "density",
+                    "coverage", "memorized", "ms_ssim", "modes", "kl_to_uniform"):  # fmt: skip
+            low, high = r[f"{key}_ci"]
+            assert low <= r[key] <= high, (r["model"], key, low, r[key], high)
+        assert 0 <= r["precision"] <= 1 and r["exact_copies"] == 0 and r["timing_runs"] >= 1
+        assert not Path(r["run"]).is_absolute()  # relative to the report folder
+    assert (
+        dcgan["ais_steps"] >= 20
+        and dcgan["bdmc_target"] == 1.0
+        and dcgan["nats_route"].startswith("AIS")
+    )
+    assert vae["nats_route"] in ("IWAE-64", f"AIS ({vae['ais_steps']} steps)")
+    assert data["fid_ci"][0] <= data["fid"] and data["memorized"] is None  # training images: n/a
     assert pixelcnn["sample_seconds_naive"] > 0 and dcgan["sample_seconds_naive"] is None
     # The exact NLL in the report is the one `pixelzoo evaluate` gives.
     from pixelzoo.evaluation import evaluate_nll
     from pixelzoo.training import load_model, load_split
 
-    run = Path(pixelcnn["run"])
+    run = out / pixelcnn["run"]  # relative to the report folder
     assert pixelcnn["nats"] == pytest.approx(
         evaluate_nll(load_model(run), load_split(run, "test"))["nats"]
     )
@@ -84,8 +100,10 @@ def test_metrics_jsonl_has_one_record_a_model_with_every_key(report):
 def test_report_md_has_the_table_the_reading_and_every_image(report):
     out, records = report
     md = (out / "report.md").read_text()
-    assert "| model | params |" in md and "## Reading" in md
-    assert md.count("\n| ") == 1 + 1 + len(records)  # header, separator, a row per record
+    assert "| model | params |" in md and "| model | samples | FID |" in md and "## Reading" in md
+    assert md.count("\n| ") == 2 * (1 + 1 + len(records))  # two tables: header, separator, rows
+    assert " ± " in md and "Intervals (fid): bootstrap" in md
+    assert "/work/" not in md and str(out) not in md  # no path of this machine
     for name in (
         "curves.png",
         "01-pixelcnn-samples.png",
@@ -93,7 +111,8 @@ def test_report_md_has_the_table_the_reading_and_every_image(report):
         "receptive-fields.png",
     ):
         assert f"]({name})" in md and (out / name).stat().st_size > 0
-    assert "AIS" in md and "exact likelihood: pixelcnn" in md
+    assert "AIS" in md and "Likelihood, NLL: best" in md and "Verdict by axis" in md
+    assert "0.0 min" not in md
 
 
 @pytest.mark.skipif(
@@ -119,14 +138,20 @@ def test_report_html_renders_in_headless_chromium_with_every_image_loaded(report
             images = page.evaluate(
                 "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
             )
+            # Nothing is cut off on the right at a laptop's width: every image fits the page.
+            page.set_viewport_size({"width": 1280, "height": 900})
+            overflow = page.evaluate(
+                "Array.from(document.images).filter(i => i.getBoundingClientRect().right > "
+                "document.documentElement.clientWidth + 1).map(i => i.getAttribute('src'))"
+            )
             rows = page.locator("table tbody tr").count()
             first_cells = page.locator("table tbody tr td:first-child").all_inner_texts()
             shot = page.screenshot(full_page=True)
         finally:
             browser.close()
-    assert errors == [] and failed == []
+    assert errors == [] and failed == [] and overflow == [], overflow
     assert len(images) >= 1 + 2 * len(records) and all(ok for _, ok in images), images
-    assert rows == len(records) and first_cells[1:] == ["pixelcnn", "dcgan", "vae"]
+    assert rows == 2 * len(records) and first_cells[1:4] == ["pixelcnn", "dcgan", "vae"]
     assert len(shot) > 10_000  # a rendered page, not a blank one
 
 
@@ -226,17 +251,68 @@ def test_a_slow_sampler_draws_only_what_fits_its_budget(runs, tmp_path):
     assert rec["samples"] == 16 and rec["fid"] is None
 
 
-def test_the_reading_says_when_fid_cannot_tell_real_images_from_the_models():
+def _rec(model, **figures):
+    """A record with figures given as (value, low, high)."""
     from pixelzoo.report.measure import KEYS
-    from pixelzoo.report.render import reading
 
-    def rec(model, fid):
-        return {**dict.fromkeys(KEYS), "model": model, "label": model, "fid": fid, "samples": 200}
+    r = {**dict.fromkeys(KEYS), "model": model, "label": model, "samples": 200, "nll_images": 500}
+    for key, v in figures.items():
+        if key == "per_image":
+            r["per_image"], r["nats_kind"] = v, "exact"
+            r["nats"], r["nats_ci"] = float(v.mean()), [float(v.mean()) - 1, float(v.mean()) + 1]
+        else:
+            r[key], r[f"{key}_ci"] = v[0], [v[1], v[2]]
+    return r
 
-    noisy = reading([rec("data", 3600.0), rec("a", 2800.0), rec("b", 3400.0)])
-    assert any("does not rank the models" in line for line in noisy)
-    clear = reading([rec("data", 30.0), rec("a", 80.0), rec("b", 60.0)])
-    assert "Best sample quality by FID: b at 60 (real held-out images score 30)." in clear
+
+def test_the_reading_ranks_only_what_the_intervals_separate():
+    import torch
+
+    from pixelzoo.report.verdict import reading
+
+    g = torch.Generator().manual_seed(0)
+    hard = torch.randn(500, generator=g, dtype=torch.float64) * 10 + 90
+    same = hard + 0.01 * torch.randn(500, generator=g, dtype=torch.float64)
+    records = [
+        _rec("data", fid=(30.0, 20.0, 40.0)),
+        _rec("a", per_image=hard, fid=(80.0, 70.0, 90.0)),
+        _rec("twin", per_image=same, fid=(81.0, 71.0, 91.0)),  # the same model, drawn again
+        _rec("worse", per_image=hard + 3.0, fid=(300.0, 280.0, 320.0)),  # visibly worse
+    ]
+    words = reading(records)
+    nll = next(w for w in words if w.startswith("Likelihood"))
+    assert "ahead of worse (+3.00" in nll and "not separated from twin" in nll
+    fid = next(w for w in words if w.startswith("Fidelity, FID"))
+    assert (
+        "best a" in fid
+        and "ahead of worse" in fid
+        and "not separated from twin at 200 samples" in fid
+    )
+    verdict = next(w for w in words if w.startswith("Verdict"))
+    assert "likelihood: no winner, a, twin not separated by NLL" in verdict
+    assert any("separated from every model, so FID tells" in w for w in words)
+    # The real data's FID is not separated from a model at a small size: said so.
+    close = reading([_rec("data", fid=(75.0, 60.0, 90.0)), _rec("a", fid=(80.0, 70.0, 90.0))])
+    assert any("not separated from a: at this size FID cannot tell its samples" in w for w in close)
+    # Two separated models on every axis: a winner is named.
+    two = reading([_rec("a", per_image=hard), _rec("b", per_image=hard + 1.0)])
+    assert "likelihood: a (NLL" in next(w for w in two if w.startswith("Verdict"))
+
+
+def test_an_upper_bound_above_the_best_ranks_nothing():
+    import torch
+
+    from pixelzoo.report.verdict import reading
+
+    x = torch.full((100,), 90.0, dtype=torch.float64) + torch.linspace(
+        -5, 5, 100, dtype=torch.float64
+    )
+    bound = _rec("vae", nats=(120.0, 119.0, 121.0))
+    bound["nats_kind"] = "bound"
+    nll = next(
+        w for w in reading([_rec("pixelcnn", per_image=x), bound]) if w.startswith("Likelihood")
+    )
+    assert "not separated from vae (an upper bound above it, so not a ranking)" in nll
 
 
 def test_each_row_shows_its_own_images_under_labels_the_user_sets(runs, tmp_path):

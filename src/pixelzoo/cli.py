@@ -202,6 +202,7 @@ def cmd_train_evaluator(args) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        device=args.device,
     )
     run_dir = Path(args.out or f"runs/evaluator-{args.data}")
     print(f"training the evaluator classifier in {run_dir}", file=sys.stderr)
@@ -223,7 +224,7 @@ def cmd_compare(args) -> int:
     if args.quick:
         if args.runs:
             raise _config_error("--quick trains its own runs; give either run folders or --quick")
-        result = quick(out, progress=not args.no_progress)
+        result = quick(out, progress=not args.no_progress, device=args.device)
     else:
         cfg = MeasureConfig(
             samples=args.samples,
@@ -231,7 +232,11 @@ def cmd_compare(args) -> int:
             ais=not args.no_ais,
             ais_images=args.ais_images,
             ais_config=AISConfig(steps=args.ais_steps, chains=args.ais_chains),
+            ais_target_gap=args.ais_target_gap,
+            ais_max_steps=args.ais_max_steps,
             naive_timing=not args.no_naive_timing,
+            bootstrap=args.bootstrap,
+            device=_device(args),
             seed=args.seed,
         )
         result = compare(
@@ -288,17 +293,27 @@ def sampler_arg(parser) -> None:
 def cmd_sample(args) -> int:
     import torch
 
-    from pixelzoo.data.images import save_grid
+    from pixelzoo.data.images import save_grid, save_npz, save_png_folder
     from pixelzoo.runs import Run
 
     model = Run(args.run).load_model(args.checkpoint, _device(args))
     cond = model.sample_cond(args.n, args.class_)
     g = torch.Generator().manual_seed(args.seed)
-    x = model.sample(args.n, cond, generator=g, progress=True, sampler=args.sampler)
-    nrow = args.nrow or (model.num_classes if cond is not None and args.class_ is None else None)
-    save_grid(x, model.levels, args.out, nrow=nrow)
+    x = model.sample(args.n, cond, generator=g, progress=True, sampler=args.sampler).cpu()
     which = f" of class {args.class_}" if args.class_ is not None else ""
-    print(f"wrote {args.n} samples{which} to {args.out}")
+    if args.format == "npz":
+        save_npz(x, model.levels, args.out)
+        where = f"{args.out} (images: uint8 [N, C, H, W] at {model.levels} levels; images_8bit)"
+    elif args.format == "png-folder":
+        save_png_folder(x, model.levels, args.out)
+        where = f"{args.out}/ as 8-bit PNGs"
+    else:
+        nrow = args.nrow or (
+            model.num_classes if cond is not None and args.class_ is None else None
+        )
+        save_grid(x, model.levels, args.out, nrow=nrow)
+        where = args.out
+    print(f"wrote {args.n} samples{which} to {where}")
     return 0
 
 
@@ -571,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr", type=positive_float, default=1e-3, help="Adam learning rate (cosine schedule)"
     )
     v.add_argument("--seed", type=seed, default=0, help="seed of every random number generator")
+    v.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     v.add_argument(
         "--set",
         action="append",
@@ -624,9 +640,31 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-ais", action="store_true", help="skip AIS for GANs and VAEs")
     cp.add_argument("--ais-images", type=positive_int, default=100, help="test images AIS runs on")
     cp.add_argument(
-        "--ais-steps", type=positive_int, default=500, help="AIS intermediate distributions"
+        "--ais-steps",
+        type=positive_int,
+        default=500,
+        help="AIS intermediate distributions to start from (doubled towards the target gap)",
     )
     cp.add_argument("--ais-chains", type=positive_int, default=8, help="AIS chains per image")
+    cp.add_argument(
+        "--ais-target-gap",
+        type=positive_float,
+        default=1.0,
+        help="the BDMC gap (nats/image) AIS doubles its steps until",
+    )
+    cp.add_argument(
+        "--ais-max-steps",
+        type=positive_int,
+        default=16_000,
+        help="the step budget of AIS; a figure that missed the target is marked loose",
+    )
+    cp.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=200,
+        help="resamples for the bootstrap intervals (FID, KID, IS, modes)",
+    )
+    cp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     cp.add_argument(
         "--no-naive-timing",
         action="store_true",
@@ -659,7 +697,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples into a PNG grid", formatter_class=fmt)
     run_args(s)
     s.add_argument("-n", type=positive_int, default=16, help="number of samples")
-    s.add_argument("--out", required=True, help="PNG file")
+    s.add_argument("--out", required=True, help="PNG file (grid), .npz file or folder (png-folder)")
+    s.add_argument(
+        "--format",
+        default="grid",
+        choices=["grid", "npz", "png-folder"],
+        help="grid: one PNG of all samples; npz: the integer images; png-folder: one "
+        "8-bit PNG a sample, for external tools (pytorch-fid, torch-fidelity)",
+    )
     s.add_argument("--seed", type=seed, default=0, help="seed of the sampler")
     s.add_argument("--nrow", type=positive_int, default=None, help="images per grid row")
     s.add_argument(

@@ -1,15 +1,17 @@
-"""Image grids as PNG files (sample grids, completions, closest pairs)."""
+"""Images to files: grids as PNG (samples, completions, closest pairs), and sample sets as .npz or a PNG folder."""
 
 from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from pixelzoo.data.base import to_uint8
+from pixelzoo.errors import InputError
 from pixelzoo.utils.io import atomic_write_bytes
 
 
@@ -42,3 +44,35 @@ def save_grid(
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_npz(images: torch.Tensor, levels: int, path) -> None:
+    """Integer images as ``.npz``: ``images`` (uint8 ``[N, C, H, W]``, values in 0..levels-1),
+    ``images_8bit`` (the same scaled to 0..255, channels last, as tools such as pytorch-fid
+    read them) and ``levels``."""
+    x = images.cpu().to(torch.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        images=x.numpy(),
+        images_8bit=to_uint8(x, levels).permute(0, 2, 3, 1).numpy(),
+        levels=np.array(levels),
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_png_folder(images: torch.Tensor, levels: int, folder) -> list[Path]:
+    """One 8-bit PNG per image (``00000.png``, ...) in ``folder``: what FID tools read."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file; give a folder for the PNG images")
+    x = to_uint8(images.cpu(), levels).permute(0, 2, 3, 1).numpy()
+    width = max(5, len(str(len(x) - 1)))
+    paths = []
+    for k, img in enumerate(x):
+        im = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        paths.append(folder / f"{k:0{width}d}.png")
+        atomic_write_bytes(paths[-1], buf.getvalue())
+    return paths

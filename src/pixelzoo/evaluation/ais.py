@@ -36,6 +36,7 @@ et al.'s code, after every transition.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -300,10 +301,12 @@ def ais_log_prob(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> dict:
-    """Forward AIS estimates of log p(x) for each image, ``{"log_prob": [B], "acceptance"}``.
+    """Forward AIS estimates of log p(x) for each image.
 
-    Each estimate is a stochastic lower bound on log p(x) (nats); the chains of all
-    images run as one batch.
+    Returns ``{"log_prob": [B], "chain_log_weights": [B, chains], "acceptance"}``. Each
+    estimate is a stochastic lower bound on log p(x) (nats); the chains of all images
+    run as one batch. The spread of an image's chain log-weights says how far the
+    chains are from agreeing (0 when every chain found the same weight).
     """
     cfg = cfg or AISConfig()
     cfg.validate()
@@ -323,7 +326,11 @@ def ais_log_prob(
         progress,
         "AIS",
     )
-    return {"log_prob": _log_mean_exp(logw, k).cpu(), "acceptance": acc}
+    return {
+        "log_prob": _log_mean_exp(logw, k).cpu(),
+        "chain_log_weights": logw.view(-1, k).cpu(),
+        "acceptance": acc,
+    }
 
 
 def bdmc(
@@ -366,6 +373,36 @@ def bdmc(
         "x": x,
         "acceptance": (lower["acceptance"], acc),
     }
+
+
+def bdmc_to_target(
+    decoder: Decoder,
+    n: int,
+    cfg: AISConfig,
+    *,
+    target_gap: float = 1.0,
+    max_steps: int = 16_000,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> dict:
+    """BDMC with twice the steps each time, until the gap is below ``target_gap`` nats/image.
+
+    Starts at ``cfg.steps``; stops at the first run whose gap is at most the target,
+    or when doubling would pass ``max_steps``. Returns ``{"steps": the steps of the last
+    run, "gap": its gap, "target": target_gap, "reached": bool, "history": [(steps, gap)]}``:
+    forward AIS on real images with ``steps`` is then as tight as BDMC could check.
+    """
+    if not target_gap > 0:
+        raise ConfigError(f"the BDMC target gap must be positive, got {target_gap}")
+    steps, history = cfg.steps, []
+    while True:
+        run_cfg = dataclasses.replace(cfg, steps=steps)
+        gap = bdmc(decoder, n, run_cfg, generator=generator, progress=progress)["gap"]
+        history.append((steps, gap))
+        if gap <= target_gap or 2 * steps > max_steps:
+            return {"steps": steps, "gap": gap, "target": target_gap, "reached": gap <= target_gap,
+                    "history": history}  # fmt: skip
+        steps *= 2
 
 
 NOISE_GRID = {  # candidate observation noises for a GAN, chosen on validation images

@@ -88,9 +88,13 @@ class DigitClassifier(nn.Module):
         """``[B, features]`` feature vectors (after the ReLU) of images ``u`` in [-1, 1]."""
         return F.relu(self.embed(self.body(u).flatten(1)))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B, classes]`` class logits of feature vectors (what :meth:`forward` gives)."""
+        return self.head(self.dropout(features))
+
     def logits(self, u: torch.Tensor) -> torch.Tensor:
-        """``[B, classes]`` class logits."""
-        return self.head(self.dropout(self.forward(u)))
+        """``[B, classes]`` class logits of images."""
+        return self.classify(self.forward(u))
 
     def loss(self, batch) -> torch.Tensor:
         """Mean cross-entropy of a batch ``(x, y)`` of integer images and labels."""

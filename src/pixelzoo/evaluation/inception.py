@@ -23,7 +23,10 @@ NOTE: inputs are resized to 299x299 bilinearly (no antialiasing) and scaled to
 [-1, 1], as pytorch-fid does; torch-fidelity mimics TensorFlow's resize instead,
 so FIDs from the two tools differ slightly. Grey images are repeated into the
 three channels.
-NOTE: the Inception Score uses the softmax of all 1008 logits, bias included.
+The Inception Score takes the softmax of the 1008 logits **without the final layer's
+bias**, as the original code does (Salimans et al.'s ``inception_score.py``
+multiplies the pool features by the softmax weights only) and as torchmetrics'
+default (``logits_unbiased``); :meth:`InceptionV3.classify` computes them.
 """
 
 from __future__ import annotations
@@ -232,9 +235,13 @@ class InceptionV3(nn.Module):
             x = getattr(self, f"Mixed_{name}")(x)
         return x.mean(dim=(2, 3))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B, 1008]`` logits of pool features, without the bias (see the module docstring)."""
+        return features @ self.fc.weight.T
+
     def logits(self, u: torch.Tensor) -> torch.Tensor:
-        """``[B, 1008]`` class logits (for the Inception Score)."""
-        return self.fc(self.forward(u))
+        """``[B, 1008]`` class logits of images (for the Inception Score; no bias)."""
+        return self.classify(self.forward(u))
 
 
 def load_inception(path=None, device: str = "cpu") -> InceptionV3:

@@ -74,7 +74,8 @@ def ms_ssim_diversity(
 ) -> dict:
     """Mean MS-SSIM over ``pairs`` random pairs of distinct images of one set.
 
-    Returns ``{"ms_ssim": mean, "pairs": pairs, "settings": ms_ssim_settings(...)}``.
+    Returns ``{"ms_ssim": mean, "scores": [pairs] per pair, "pairs": pairs,
+    "settings": ms_ssim_settings(...)}``.
     """
     check_image_set(images, "ms-ssim: images")
     n = len(images)
@@ -91,6 +92,7 @@ def ms_ssim_diversity(
     )
     return {
         "ms_ssim": float(scores.mean()),
+        "scores": scores,
         "pairs": pairs,
         "settings": ms_ssim_settings(*images.shape[-2:]),
     }

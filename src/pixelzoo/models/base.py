@@ -230,6 +230,11 @@ class GenerativeModel(nn.Module):
         return None
 
     @property
+    def nll_route(self) -> str:
+        """How :meth:`log_prob` obtains its figure, in a word ("exact", "IWAE-64", ...)."""
+        return "exact"
+
+    @property
     def uses_labels(self) -> bool:
         """Whether training batches carry the data's labels (class-conditional models)."""
         return self.cond_kind == "class"

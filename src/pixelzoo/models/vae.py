@@ -137,6 +137,10 @@ class VAE(GenerativeModel):
         return self.config.latent_dim
 
     @property
+    def nll_route(self) -> str:
+        return f"IWAE-{self.config.iwae_samples}"
+
+    @property
     def nll_caveat(self) -> str:
         return f"an upper bound: -IWAE with k={self.config.iwae_samples}"
 

@@ -10,6 +10,7 @@ throughput, time to a given validation NLL, seconds to draw 16 images)?
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import re
 from pathlib import Path
@@ -20,10 +21,17 @@ from tqdm.auto import tqdm
 from pixelzoo.errors import InputError
 from pixelzoo.evaluation.classifier import load_evaluator
 from pixelzoo.evaluation.msssim import ms_ssim_settings
-from pixelzoo.report.measure import MeasureConfig, check_comparable, measure_data, measure_run
-from pixelzoo.report.render import markdown_table, write_report
+from pixelzoo.report.measure import (
+    MeasureConfig,
+    Reference,
+    check_comparable,
+    measure_data,
+    measure_run,
+)
+from pixelzoo.report.render import duration, markdown_table, write_report
 from pixelzoo.runs import Run, read_metrics
 from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
+from pixelzoo.training.trainer import resolve_device
 
 
 def run_labels(runs: list[Run], labels: list[str] | None = None) -> list[str]:
@@ -52,10 +60,10 @@ def file_stem(index: int, label: str) -> str:
     return f"{index:02d}-{safe[:60]}"
 
 
-def _evaluator_summary(evaluator_dir) -> str:
+def _evaluator_summary(evaluator_dir, out: Path) -> str:
     tests = [r for r in read_metrics(evaluator_dir) if r.get("split") == "test"]
     acc = f", test accuracy {tests[-1]['accuracy']:.2%}" if tests else ""
-    return f"the evaluator classifier in {evaluator_dir}{acc}"
+    return f"the evaluator classifier in {os.path.relpath(evaluator_dir, out)}{acc}"
 
 
 def _check_evaluator(net, data: dict) -> None:
@@ -116,85 +124,111 @@ def compare(
     if evaluator_dir is not None and inception is not None:
         raise InputError("give one feature network: --evaluator or --inception, not both")
     if evaluator_dir is not None:
-        evaluator = load_evaluator(evaluator_dir)
+        evaluator = load_evaluator(evaluator_dir, cfg.device)
         _check_evaluator(evaluator, data)
     elif inception is not None:
         from pixelzoo.evaluation.inception import load_inception
 
-        evaluator = load_inception(inception)
+        evaluator = load_inception(inception, cfg.device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(runs) + 1, desc="compare", unit="run", disable=not progress)
     say = bar.set_postfix_str
     torch.manual_seed(cfg.seed)
-    records = [measure_data(runs[0], out, evaluator, cfg, name=file_stem(0, "data"))]
+    say("reference images")
+    reference = Reference.of(runs[0], evaluator, cfg)
+    records = [
+        measure_data(runs[0], out, evaluator, cfg, reference=reference, name=file_stem(0, "data"))
+    ]
     bar.update(1)
     for k, (run, label) in enumerate(zip(runs, names, strict=True), start=1):
         records.append(
             measure_run(
-                run, out, evaluator, cfg, progress=say, label=label, name=file_stem(k, label)
-            )
+                run,
+                out,
+                evaluator,
+                cfg,
+                reference=reference,
+                progress=say,
+                label=label,
+                name=file_stem(k, label),
+            )  # fmt: skip
         )
         bar.update(1)
     bar.close()
+    for r in records:  # the report names folders relative to itself, not this machine's paths
+        if r.get("run"):
+            r["run"] = os.path.relpath(r["run"], out)
     time_to_nll(records)
     c, h, w = data["image_shape"]
     ac = cfg.ais_config
+    where = (
+        _evaluator_summary(evaluator_dir, out)
+        if evaluator_dir
+        else f"Inception-v3 ({Path(inception).name}); no modes"
+        if inception
+        else "no feature network given (FID, KID, IS, precision/recall, memorization and modes left out)"
+    )
     lines = [
         f"Dataset {data['data']}: {c}x{h}x{w} images with {data['levels']} levels; sample metrics on "
         f"{records[0]['samples']:,} generated images against as many test images.",
-        "Feature metrics: "
-        + (
-            _evaluator_summary(evaluator_dir)
-            if evaluator_dir
-            else f"Inception-v3 ({inception}); no modes"
-            if inception
-            else "no feature network given (FID, KID, IS and modes left out)"
-        )
-        + ".",
+        f"Feature metrics: {where}.",
         f"Measured on {platform.machine()} ({platform.processor() or 'cpu'}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {datetime.date.today().isoformat()}.",
+        f"{torch.get_num_threads()} threads, device {cfg.device}, {datetime.date.today().isoformat()}.",
     ]
+    observed = "; ".join(
+        f"{r['label']}: {r['observation']}"
+        for r in records
+        if r.get("observation") and r["nats_kind"] == "ais"
+    )
     default_notes = [
-        "NLL: exact for autoregressive models; '(bound)' is the VAE's IWAE bound, an upper bound on the NLL; "
-        "'(AIS)' is an annealed-importance-sampling estimate (Wu et al. 2017), a stochastic upper bound on the NLL, "
-        f"run with {ac.steps} intermediate distributions, {ac.chains} chains and {ac.leapfrog} leapfrog steps on "
-        f"{cfg.ais_images} test images. The BDMC gap is the mean distance between forward and reverse AIS on "
-        f"{cfg.bdmc_images} images simulated from the model: the true value lies between them.",
-        "GANs are observed through Bernoulli(G(z)) with a pixel-flip noise (binary data) or a Gaussian discretized "
-        "to the levels; the noise is "
+        "NLL: exact for autoregressive models, over the test images; '(bound)' is the VAE's IWAE bound, "
+        "an upper bound on the NLL; '(AIS)' is an annealed-importance-sampling estimate (Wu et al. 2017), "
+        "a stochastic upper bound on the NLL. The route column says which gave the figure; a model with "
+        "two upper bounds shows the tighter one, compared on the same images.",
+        f"AIS: {ac.chains} chains and {ac.leapfrog} leapfrog steps an image on {cfg.ais_images} test images, "
+        f"its steps doubled from {ac.steps} until the BDMC gap (forward against reverse AIS on "
+        f"{cfg.bdmc_images} images simulated from the model, between which the true value lies) is below "
+        f"{cfg.ais_target_gap:g} nats/image or {cfg.ais_max_steps:,} steps are spent; a figure that missed "
+        "the target is marked loose.",
+        "GANs are observed through Bernoulli(G(z)) with a pixel-flip noise (binary data) or a Gaussian "
+        "discretized to the levels; the noise is "
         + (
-            "chosen on validation images from a grid by a short AIS (Wu et al. 2017), "
+            "chosen on validation images from a grid by a short AIS (Wu et al. 2017)"
             if cfg.gan_noise is None
-            else f"fixed at {cfg.gan_noise:g}, "
-        )
-        + "and the AIS number depends on it: "
-        + "; ".join(
-            f"{r['label']}: {r['observation']}"
-            for r in records
-            if r.get("observation") and r["nats_kind"] == "ais"
-        )
-        + ".",
+            else f"fixed at {cfg.gan_noise:g}"
+        )  # fmt: skip
+        + (f", and the AIS number depends on it: {observed}." if observed else "."),
         (
-            "FID, KID and IS use Inception-v3's 2048 pool features and 1008 class probabilities (pytorch-fid's resize)."
+            "FID, KID and IS use Inception-v3's 2048 pool features and its 1008 logits without the final "
+            "bias (as the original Inception Score code; pytorch-fid's resize)."
             if inception
-            else "FID, KID and IS use the evaluator's 128 features and class probabilities, not Inception-v3: they rank "
-            "models on this data but are not comparable with published Inception numbers."
+            else "FID, KID, IS, precision/recall/density/coverage and memorization use the evaluator's "
+            "features and class probabilities, not Inception-v3: they rank models on this data but are not "
+            "comparable with published Inception numbers."
         )
-        + " KID is unbiased; FID is biased upward at small sample sizes.",
+        + " KID is unbiased; FID is biased upward at small sample sizes (compare it against the real "
+        "held-out images' FID at the same size). IS: one split over all samples.",
+        f"Precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) on "
+        f"k={cfg.prdc_k} nearest-neighbour manifolds. Memorized: the fraction of samples closer to a training "
+        f"image than {cfg.memorization_quantile:.0%} of held-out test images are (a model that generalises "
+        f"scores about {cfg.memorization_quantile:.0%}); copies: samples identical to a training image.",
         f"MS-SSIM: mean over 1000 random sample pairs ({ms_ssim_settings(h, w)['scales']} scales at this size); "
         "higher means less diverse. SWD (x1e3): Laplacian-pyramid 7x7 patches, Karras et al. 2018.",
-        "Modes: classes (or digit triples, for stacked data) the evaluator finds among the samples; KL is KL(samples || uniform) in nats. "
-        "Closest pair: the smallest Euclidean distance between two samples, intensities in [0, 1] (0 = an exact duplicate).",
-        "Sample 16: seconds to draw 16 images with the model's default sampler (cached for PixelCNN, Gated PixelCNN "
-        "and PixelCNN++; naive in brackets), on this machine.",
+        "Modes: classes (or digit triples, for stacked data) the evaluator finds among the samples; KL is "
+        "KL(samples || uniform) in nats. Closest pair: the smallest Euclidean distance between two samples, "
+        "intensities in [0, 1] (0 = an exact duplicate).",
+        f"Sample 16: seconds to draw 16 images with the model's default sampler (cached where the model "
+        f"has one; the naive sampler after it), the median of up to {cfg.timing_runs} runs with their range, "
+        "on this machine.",
+        f"Bootstrap intervals use {cfg.bootstrap} resamples; SWD's, {cfg.swd_parts} disjoint parts.",
     ]
     reach = [r for r in records if r.get("seconds_to_nll") is not None]
     if reach:
         target = reach[0]["nll_target"]
         default_notes.append(
             f"Time to a validation NLL of {target:.2f} nats (the worst final one): "
-            + ", ".join(f"{r['label']} {r['seconds_to_nll'] / 60:.1f} min" for r in reach)
+            + ", ".join(f"{r['label']} {duration(r['seconds_to_nll'])}" for r in reach)
             + "."
         )
     write_report(
@@ -212,7 +246,9 @@ def compare(
 QUICK_MODELS = ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "dcgan", "vae")
 
 
-def quick(out, *, progress: bool = True, epochs: int = 20, minutes: float = 0.75) -> dict:
+def quick(
+    out, *, progress: bool = True, epochs: int = 20, minutes: float = 0.75, device: str = "auto"
+) -> dict:
     """Train small models and the evaluator on the embedded digits, then compare them.
 
     Each model trains with its ``digits``/``default`` preset for ``epochs`` epochs or
@@ -222,12 +258,16 @@ def quick(out, *, progress: bool = True, epochs: int = 20, minutes: float = 0.75
     runs = out / "runs"
     evaluator_dir = runs / "evaluator"
     if not (evaluator_dir / "checkpoints" / "best.json").exists():
-        train_evaluator(EvaluatorTraining(data="digits"), evaluator_dir, progress=progress)
+        train_evaluator(
+            EvaluatorTraining(data="digits", device=device), evaluator_dir, progress=progress
+        )
     run_dirs = []
     for name in QUICK_MODELS:
         run = runs / name
         if not (run / "checkpoints" / "last.json").exists():
-            cfg = TrainConfig(model=name, data="digits", epochs=epochs, minutes=minutes)
+            cfg = TrainConfig(
+                model=name, data="digits", epochs=epochs, minutes=minutes, device=device
+            )
             train(cfg, run, resume=(run / "config.json").exists(), progress=progress)
         run_dirs.append(run)
     note = (
@@ -235,8 +275,9 @@ def quick(out, *, progress: bool = True, epochs: int = 20, minutes: float = 0.75
         f"{epochs} epochs or {minutes:g} minutes of training, whichever came first; small models, so "
         "read the ranking, not the absolute numbers."
     )
-    cfg = MeasureConfig(samples=359, ais_images=100, bdmc_images=16)
-    cfg.ais_config.steps, cfg.ais_config.leapfrog = 200, 5
+    cfg = MeasureConfig(samples=359, ais_images=100, bdmc_images=16, ais_max_steps=1600,
+                        device=resolve_device(device))  # fmt: skip
+    cfg.ais_config.steps, cfg.ais_config.leapfrog, cfg.ais_config.chains = 200, 5, 4
     return compare(
         run_dirs, out, evaluator_dir=evaluator_dir, cfg=cfg, progress=progress, notes=[note]
     )

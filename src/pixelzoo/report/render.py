@@ -2,58 +2,40 @@
 
 The HTML page is static (no script), with the images next to it, so it opens
 from the folder in any browser; report.md says the same for a terminal or a
-repository page.
+repository page. Every figure is printed with its 95% interval ("value ± half"
+for symmetric intervals, "value (low–high)" otherwise); how each interval was
+obtained is listed in the notes. The reading is :mod:`pixelzoo.report.verdict`'s.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import json
 import math
 import re
 from pathlib import Path
 from urllib.parse import quote
 
+import torch
+
 from pixelzoo.evaluation.receptive_field import plot_receptive_fields
-from pixelzoo.report.measure import KEYS
+from pixelzoo.report.measure import KEYS, METHODS
+from pixelzoo.report.verdict import estimate_of, fmt_estimate, reading
 from pixelzoo.utils.io import atomic_write_bytes
 
 KIND_MARK = {"exact": "", "bound": " (bound)", "ais": " (AIS)"}
 
-# (heading, function of a record -> cell text)
-COLUMNS = [
-    ("model", lambda r: r["label"]),
-    ("params", lambda r: "-" if r["params"] is None else f"{r['params'] / 1e6:.2f} M"),
-    (
-        "train time",
-        lambda r: "-" if r["train_seconds"] is None else f"{r['train_seconds'] / 60:.1f} min",
-    ),
-    ("train img/s", lambda r: fmt(r["train_images_per_s"])),
-    (
-        "NLL nats/image",
-        lambda r: "-" if r["nats"] is None else f"{r['nats']:.2f}{KIND_MARK[r['nats_kind']]}",
-    ),
-    ("bits/dim", lambda r: "-" if r["bits_per_dim"] is None else f"{r['bits_per_dim']:.4f}"),
-    (
-        "AIS nats (BDMC gap)",
-        lambda r: "-" if r["ais_nats"] is None else f"{r['ais_nats']:.2f} ({r['bdmc_gap']:.2f})",
-    ),
-    ("FID", lambda r: fmt(r["fid"])),
-    ("KID", lambda r: fmt(r["kid"])),
-    ("IS", lambda r: fmt(r["inception_score"])),
-    ("MS-SSIM", lambda r: fmt(r["ms_ssim"])),
-    ("SWD x1e3", lambda r: fmt(r["swd"])),
-    (
-        "modes (KL)",
-        lambda r: (
-            "-"
-            if r["modes"] is None
-            else f"{r['modes']}/{r['num_modes']} ({r['kl_to_uniform']:.3f})"
-        ),
-    ),
-    ("closest pair", lambda r: fmt(r["closest_pair"])),
-    ("sample 16", lambda r: _seconds(r["sample_seconds"], r["sample_seconds_naive"])),
-]
+
+def duration(seconds: float | None) -> str:
+    """A duration a person reads: seconds below a minute, minutes below an hour, else hours."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -67,15 +49,80 @@ def fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits + 1}g}"
 
 
-def _seconds(cached, naive) -> str:
-    if cached is None:
+def _est(key: str):
+    return lambda r: fmt_estimate(estimate_of(r, key))
+
+
+def _nll(r: dict) -> str:
+    if r["nats"] is None:
         return "-"
-    text = f"{cached:.3g} s"
-    return text if naive is None else f"{text} (naive {naive:.3g} s)"
+    return fmt_estimate(estimate_of(r, "nats")) + KIND_MARK.get(r["nats_kind"], "")
 
 
-def table_rows(records: list[dict]) -> list[list[str]]:
-    return [[cell(r) for _, cell in COLUMNS] for r in records]
+def _ais(r: dict) -> str:
+    if r["ais_nats"] is None:
+        return "-"
+    loose = ", loose" if r.get("ais_loose") else ""
+    return f"{fmt_estimate(estimate_of(r, 'ais_nats'))} (gap {r['bdmc_gap']:.2f}, {r['ais_steps']:,} steps{loose})"
+
+
+def _modes(r: dict) -> str:
+    if r["modes"] is None:
+        return "-"
+    return (f"{fmt_estimate(estimate_of(r, 'modes'))} of {r['num_modes']} "
+            f"(KL {fmt_estimate(estimate_of(r, 'kl_to_uniform'))})")  # fmt: skip
+
+
+def _memorized(r: dict) -> str:
+    if r["memorized"] is None:
+        return "-"
+    copies = r.get("exact_copies")
+    return fmt_estimate(estimate_of(r, "memorized")) + (f", {copies} copies" if copies else "")
+
+
+def _speed(r: dict) -> str:
+    if r["sample_seconds"] is None:
+        return "-"
+    low, high = r.get("sample_seconds_range") or (r["sample_seconds"],) * 2
+    text = f"{r['sample_seconds']:.3g} s ({low:.3g}–{high:.3g}, {r.get('timing_runs') or 1} runs)"
+    naive = r.get("sample_seconds_naive")
+    return text if naive is None else f"{text}; naive {naive:.3g} s"
+
+
+# Two tables, each (heading, function of a record -> cell text): likelihood and cost,
+# then the samples.
+LIKELIHOOD_COLUMNS = [
+    ("model", lambda r: r["label"]),
+    ("params", lambda r: "-" if r["params"] is None else f"{r['params'] / 1e6:.2f} M"),
+    ("train time", lambda r: duration(r["train_seconds"])),
+    ("train img/s", lambda r: fmt(r["train_images_per_s"])),
+    ("NLL nats/image", _nll),
+    ("bits/dim", _est("bits_per_dim")),
+    ("route", lambda r: r.get("nats_route") or "-"),
+    ("AIS nats (BDMC gap)", _ais),
+    ("sample 16", _speed),
+]
+SAMPLE_COLUMNS = [
+    ("model", lambda r: r["label"]),
+    ("samples", lambda r: fmt(r["samples"])),
+    ("FID", _est("fid")),
+    ("KID", _est("kid")),
+    ("IS", _est("inception_score")),
+    ("precision", _est("precision")),
+    ("recall", _est("recall")),
+    ("density", _est("density")),
+    ("coverage", _est("coverage")),
+    ("memorized", _memorized),
+    ("MS-SSIM", _est("ms_ssim")),
+    ("SWD x1e3", _est("swd")),
+    ("modes", _modes),
+    ("closest pair", lambda r: fmt(r["closest_pair"])),
+]
+COLUMNS = LIKELIHOOD_COLUMNS + SAMPLE_COLUMNS[1:]  # every heading, for readers of one list
+
+
+def table_rows(records: list[dict], columns=COLUMNS) -> list[list[str]]:
+    return [[cell(r) for _, cell in columns] for r in records]
 
 
 def md_escape(text: str) -> str:
@@ -88,104 +135,18 @@ def md_escape(text: str) -> str:
     return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
 
 
-def markdown_table(records: list[dict]) -> str:
-    """The report's table as Markdown (what the CLI prints after a comparison)."""
-    head = [h for h, _ in COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in table_rows(records)]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------- reading
-def reading(records: list[dict]) -> list[str]:
-    """A short plain-words reading of the table: who wins what, and by how much."""
-    models = [r for r in records if r["model"] != "data"]
-    data = next((r for r in records if r["model"] == "data"), None)
+def markdown_table(records: list[dict], columns=None) -> str:
+    """The report's tables as Markdown (what the CLI prints after a comparison)."""
+    tables = [LIKELIHOOD_COLUMNS, SAMPLE_COLUMNS] if columns is None else [columns]
     out = []
-    exact = [r for r in models if r["nats_kind"] == "exact"]
-    if exact:
-        best = min(exact, key=lambda r: r["nats"])
-        out.append(
-            f"Best exact likelihood: {best['label']} at {best['nats']:.2f} nats/image "
-            f"({best['bits_per_dim']:.4f} bits/dim) on {best['nll_images']:,} test images."
-        )
-    for r in models:
-        if r["ais_nats"] is None:
-            continue
-        what = (
-            "an AIS estimate"
-            if r["nats_kind"] == "ais"
-            else f"AIS (IWAE bound {r['iwae_nats']:.2f})"
-        )
-        versus = ""
-        if exact:
-            gap = r["ais_nats"] - best["nats"]
-            versus = (
-                f", {abs(gap):.1f} nats {'worse' if gap > 0 else 'better'} than {best['label']}"
-            )
-        out.append(
-            f"{r['label']}: {r['ais_nats']:.2f} nats/image by {what}{versus}; the BDMC gap on "
-            f"simulated data is {r['bdmc_gap']:.2f} nats, so the estimate is "
-            f"{'tight' if r['bdmc_gap'] < 1 else 'loose: more AIS steps would lower it'}."
-        )
-    scored = [r for r in models if r["fid"] is not None]
-    if scored:
-        best_fid = min(scored, key=lambda r: r["fid"])
-        if data and data["fid"] is not None and data["fid"] >= best_fid["fid"]:
-            out.append(
-                f"FID does not rank the models here: real held-out images score {data['fid']:.3g}, no "
-                f"better than the models ({best_fid['fid']:.3g} to "
-                f"{max(r['fid'] for r in scored):.3g}), so at {data['samples']} samples the "
-                "metric is dominated by its estimation noise; more samples are needed."
-            )
-        else:
-            floor = (
-                f" (real held-out images score {data['fid']:.3g})"
-                if data and data["fid"] is not None
-                else ""
-            )
-            out.append(
-                f"Best sample quality by FID: {best_fid['label']} at {best_fid['fid']:.3g}{floor}."
-            )
-        low = [r for r in scored if r["modes"] is not None and r["modes"] < r["num_modes"]]
-        if low:
-            out.append(
-                "Missing modes: "
-                + ", ".join(f"{r['label']} covers {r['modes']} of {r['num_modes']}" for r in low)
-                + "."
-            )
-        elif scored[0]["modes"] is not None:
-            out.append(
-                f"Every model's samples cover all {scored[0]['num_modes']} modes of the evaluator."
-            )
-    if data and data["ms_ssim"] is not None:
-        collapsed = [
-            r for r in models if r["ms_ssim"] is not None and r["ms_ssim"] > data["ms_ssim"] + 0.05
+    for cols in tables:
+        head = [h for h, _ in cols]
+        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        lines += [
+            "| " + " | ".join(md_escape(c) for c in row) + " |" for row in table_rows(records, cols)
         ]
-        if collapsed:
-            out.append(
-                "Less diverse than the data by MS-SSIM (higher is less diverse): "
-                + ", ".join(f"{r['label']} {r['ms_ssim']:.3f}" for r in collapsed)
-                + f" against {data['ms_ssim']:.3f}."
-            )
-    full = max((r["samples"] or 0 for r in records), default=0)
-    for r in models:
-        if r["samples"] is not None and r["samples"] < full:
-            out.append(
-                f"{r['label']}'s sample metrics use {r['samples']} samples (its sampler is slow), not "
-                f"{full}: its FID is biased upward by the small set; its KID is not."
-            )
-    timed = [r for r in models if r["sample_seconds"] is not None]
-    if timed:
-        fast, slow = (
-            min(timed, key=lambda r: r["sample_seconds"]),
-            max(timed, key=lambda r: r["sample_seconds"]),
-        )
-        out.append(
-            f"Sampling 16 images: {fast['label']} {fast['sample_seconds']:.3g} s, {slow['label']} "
-            f"{slow['sample_seconds']:.3g} s ({slow['sample_seconds'] / max(fast['sample_seconds'], 1e-9):,.0f}x slower)."
-        )
-    return out
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 # ---------------------------------------------------------------------- plots
@@ -197,7 +158,7 @@ def plot_curves(records: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     gans = [r for r in records if any("g_loss" in rec for _, rec in r.get("curve_train", []))]
-    fig, axes = plt.subplots(1, 3 if gans else 2, figsize=(16 if gans else 11, 4))
+    fig, axes = plt.subplots(1, 3 if gans else 2, figsize=(13 if gans else 10, 3.8))
     for r in records:
         valid = [(t, v) for t, v in r.get("curve_valid", []) if t is not None]
         if valid:
@@ -224,8 +185,6 @@ def plot_curves(records: list[dict], path: Path) -> None:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -233,21 +192,27 @@ def plot_curves(records: list[dict], path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- files
+EXTRAS = ("observation", "label", "gan_noise_scores", "samples_image", "pairs_image",
+          "train_pairs_image", "bound_route", "ais_vs_bound", "bdmc_history")  # fmt: skip
+
+
 def _clean(record: dict) -> dict:
+    """A record as JSON: the KEYS, the extras, non-finite floats as null, no tensors."""
     out = {k: record.get(k) for k in KEYS}
-    for k in (
-        "kid_std",
-        "observation",
-        "label",
-        "gan_noise_scores",
-        "samples_image",
-        "pairs_image",
-    ):
-        if k in record:
-            out[k] = record[k]
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()
-    }
+    out.update({k: record[k] for k in EXTRAS if k in record})
+
+    def plain(v):
+        if isinstance(v, torch.Tensor):
+            return None
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return {k: plain(v) for k, v in out.items()}
 
 
 def write_report(records: list[dict], out: Path, meta: dict) -> dict:
@@ -259,10 +224,9 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
     )
     plot_curves(records, out / "curves.png")
     words = reading(records)
-    head = [h for h, _ in COLUMNS]
-    rows = table_rows(records)
     images = [(r["label"], r["samples_image"]) for r in records]
     pairs = [(r["label"], r["pairs_image"]) for r in records]
+    nearest = [(r["label"], r["train_pairs_image"]) for r in records if r.get("train_pairs_image")]
     rfs = {
         r["label"]: r["receptive_field"] for r in records if r.get("receptive_field") is not None
     }
@@ -270,39 +234,35 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
     if rfs:  # one figure: the blind spots side by side
         plot_receptive_fields(rfs, out / "receptive-fields.png")
         fields = [("autoregressive models", "receptive-fields.png")]
-    notes = meta.get("notes", [])
+    notes = meta.get("notes", []) + [f"Intervals ({name}): {how}." for name, how in METHODS.items()]
+
+    def md_images(items, what):
+        return [f"**{md_escape(label)}**\n\n![{md_escape(label)} {what}]({quote(src)})\n"
+                for label, src in items]  # fmt: skip
 
     md = [f"# {meta['title']}", "", *meta.get("lines", []), "", markdown_table(records)]
-    md += [
-        "",
-        "## Reading",
-        "",
-        *[f"- {w}" for w in words],
-        "",
-        "## Notes",
-        "",
-        *[f"- {n}" for n in notes],
-    ]
+    md += ["", "## Reading", "", *[f"- {w}" for w in words], "", "## Notes", "",
+           *[f"- {n}" for n in notes]]  # fmt: skip
     md += ["", "## Training curves", "", "![training curves](curves.png)", "", "## Samples", ""]
-
-    def md_image(label, src, what):
-        return f"**{md_escape(label)}**\n\n![{md_escape(label)} {what}]({quote(src)})\n"
-
-    md += [md_image(label, src, "samples") for label, src in images]
+    md += md_images(images, "samples")
     md += ["## Closest pairs among the samples (birthday-paradox test)", ""]
-    md += [md_image(label, src, "closest pairs") for label, src in pairs]
+    md += md_images(pairs, "closest pairs")
+    if nearest:
+        md += ["## The samples closest to a training image (top) and that image (bottom)", ""]
+        md += md_images(nearest, "nearest training images")
     if fields:
         md += ["## Receptive fields", ""] + [f"![{label}]({quote(src)})\n" for label, src in fields]
     atomic_write_bytes(out / "report.md", ("\n".join(md) + "\n").encode())
 
     e = html.escape
-    table = (
-        "<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-    )
-    table += (
-        "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-        + "</tbody></table>"
-    )
+
+    def html_table(cols):
+        head = "".join(f"<th>{e(h)}</th>" for h, _ in cols)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+            for row in table_rows(records, cols)
+        )
+        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
     def figures(items, alt):
         return "".join(
@@ -312,25 +272,30 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
 
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(meta["title"])}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }}
+.scroll {{ overflow-x: auto; margin: 1em 0; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: right; white-space: nowrap; }}
 th:first-child, td:first-child {{ text-align: left; }}
 thead {{ background: #f0f0f0; }}
-figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
-figure img {{ image-rendering: pixelated; max-width: 360px; }}
+img {{ max-width: 100%; height: auto; }}
+figure {{ display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }}
+figure img {{ image-rendering: pixelated; max-width: min(360px, 100%); }}
 figcaption {{ text-align: center; font-size: 0.85em; }}
 </style></head><body>
 <h1>{e(meta["title"])}</h1>
 {"".join(f"<p>{e(line)}</p>" for line in meta.get("lines", []))}
-{table}
+<h2>Likelihood and cost</h2>{html_table(LIKELIHOOD_COLUMNS)}
+<h2>Samples</h2>{html_table(SAMPLE_COLUMNS)}
 <h2>Reading</h2><ul>{"".join(f"<li>{e(w)}</li>" for w in words)}</ul>
 <h2>Notes</h2><ul>{"".join(f"<li>{e(n)}</li>" for n in notes)}</ul>
 <h2>Training curves</h2><img src="curves.png" alt="validation NLL and training loss against training time">
 <h2>Samples</h2>{figures(images, "samples")}
 <h2>Closest pairs among the samples (birthday-paradox test)</h2>
 <p>Each column is the closest pair: an exact duplicate would show the same image twice.</p>{figures(pairs, "closest pairs")}
+{"<h2>The samples closest to a training image</h2><p>Top: the samples nearest to the training set in the evaluator's features; bottom: that training image.</p>" + figures(nearest, "nearest training images") if nearest else ""}
 {"<h2>Receptive fields</h2>" + figures(fields, "receptive field") if fields else ""}
 </body></html>
 """

@@ -41,6 +41,7 @@ class EvaluatorTraining:
         batch_size: images per step.
         lr: Adam's learning rate at the start of the cosine schedule.
         seed: sets every random number generator of the run.
+        device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:N".
     """
 
     data: str = "digits"
@@ -50,6 +51,7 @@ class EvaluatorTraining:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
+    device: str = "auto"
 
     def train_config(self) -> TrainConfig:
         """The trainer's settings for this evaluator."""
@@ -66,6 +68,7 @@ class EvaluatorTraining:
             grad_clip=0.0,
             ema=0.0,
             seed=self.seed,
+            device=self.device,
             samples=0,
             eval_batch_size=1000,
             ckpt_every=10**9,  # a checkpoint at every validation is enough
