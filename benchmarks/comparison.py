@@ -20,6 +20,7 @@ import argparse
 import json
 import platform
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -56,7 +57,8 @@ def main() -> None:
     p.add_argument("--runs", default="runs/bmnist-comparison")
     p.add_argument("--out", default="docs/comparison-bmnist")
     p.add_argument("--minutes", type=float, default=12.0, help="training-step minutes per model")
-    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--samples", type=int, default=5000, help="see benchmarks/sample_size.py")
+    p.add_argument("--sample-cache", default=None, help="a folder keeping drawn samples")
     p.add_argument(
         "--max-sample-minutes",
         type=float,
@@ -64,8 +66,10 @@ def main() -> None:
         help="fewer samples for a model whose sampler would take longer",
     )
     p.add_argument("--ais-images", type=int, default=50)
-    p.add_argument("--ais-steps", type=int, default=300)
+    p.add_argument("--ais-steps", type=int, default=500, help="where AIS starts doubling")
     p.add_argument("--ais-chains", type=int, default=4)
+    p.add_argument("--ais-target-gap", type=float, default=1.0)
+    p.add_argument("--ais-max-steps", type=int, default=16_000)
     p.add_argument("--only", default=None, help="comma-separated models (default: all)")
     p.add_argument(
         "--train-only", action="store_true", help="train (or finish) the runs, then stop"
@@ -97,7 +101,10 @@ def main() -> None:
         samples=args.samples, ais_images=args.ais_images, bdmc_images=16,
         max_sample_seconds=args.max_sample_minutes * 60,
         ais_config=AISConfig(steps=args.ais_steps, chains=args.ais_chains, leapfrog=5),
+        ais_target_gap=args.ais_target_gap, ais_max_steps=args.ais_max_steps,
+        sample_cache=Path(args.sample_cache) if args.sample_cache else None,
     )  # fmt: skip
+    t0 = time.time()
     note = (
         f"Budget: {args.minutes:g} minutes of training-step time per model on one core of a 2-core AMD EPYC "
         "(OMP_NUM_THREADS=1, bf16 autocast), batch 64, each family's default optimizer; validation "
@@ -114,9 +121,13 @@ def main() -> None:
             {
                 "benchmark": "comparison",
                 "minutes_per_model": args.minutes,
+                "compare_seconds": round(time.time() - t0, 1),
                 "machine": platform.processor() or platform.machine(),
                 "threads": torch.get_num_threads(),
-                "records": [{k: r.get(k) for k in ("label", *KEYS)} for r in result["records"]],
+                "records": [
+                    {k: r.get(k) for k in ("label", *KEYS) if not isinstance(r.get(k), torch.Tensor)}
+                    for r in result["records"]
+                ],
             },
             indent=1,
         )

@@ -33,7 +33,9 @@ def test_train_evaluate_sample_complete(tmp_path):
     assert set(res) == {"nats", "nats_se", "nats_ci", "bits_per_dim", "bits_per_dim_ci", "split",
                         "images", "conditioned_on", "nats_kind"}  # fmt: skip
     low, high = res["nats_ci"]  # the 95% interval over the test images
-    assert low < res["nats"] < high and high - low == pytest.approx(2 * 1.96 * res["nats_se"], rel=1e-3)
+    assert low < res["nats"] < high and high - low == pytest.approx(
+        2 * 1.96 * res["nats_se"], rel=1e-3
+    )
     assert res["nats_kind"] == "exact"
     assert res["conditioned_on"] is None
     assert res["split"] == "test" and res["images"] == 359

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from pixelzoo import data
 from pixelzoo.errors import InputError
