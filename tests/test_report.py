@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from pixelzoo.cli import main
 from pixelzoo.errors import InputError
@@ -355,3 +356,20 @@ def test_runs_on_different_image_folders_are_not_one_dataset(runs, tmp_path):
         train(cfg, tmp_path / f"run-{name}", progress=False)
     with pytest.raises(InputError, match=r"one dataset.*folder in .*one.*folder in .*two"):
         compare([tmp_path / "run-one", tmp_path / "run-two"], tmp_path / "r", progress=False)
+
+
+def test_samples_are_drawn_once_into_the_cache(runs, tmp_path):
+    from pixelzoo.report.measure import draw_samples
+    from pixelzoo.runs import Run
+
+    cfg = MeasureConfig(
+        samples=20, ais=False, naive_timing=False, bootstrap=10, sample_cache=tmp_path / "cache"
+    )
+    run = Run(runs / "pixelcnn")
+    model = run.load_model()
+    first = draw_samples(run, model, 20, cfg)
+    files = list((tmp_path / "cache").iterdir())
+    assert len(files) == 1 and run.run_id in files[0].name and "-n20-seed0" in files[0].name
+    # Read back, not drawn again: the same images even if the model were another.
+    assert torch.equal(draw_samples(run, None, 20, cfg), first)
+    assert first.shape == (20, 1, 8, 8) and int(first.max()) <= 16
