@@ -88,9 +88,10 @@ def main() -> None:
         )  # fmt: skip
         train(cfg, run, resume=(run / "config.json").exists(), progress=not args.no_progress)
     evaluator = runs.parent / "evaluator-bmnist"
-    if not (evaluator / "checkpoints" / "best.json").exists() and evaluator.exists():
-        shutil.rmtree(evaluator)  # an evaluator interrupted half-way: they train in minutes
-    if not (evaluator / "checkpoints" / "best.json").exists():
+    finished = evaluator.exists() and any(r.get("split") == "test" for r in read_metrics(evaluator))
+    if evaluator.exists() and not finished:
+        shutil.rmtree(evaluator)  # interrupted before its test accuracy: they train in minutes
+    if not finished:
         train_evaluator(
             EvaluatorTraining(data="mnist", data_dir=str(data / "mnist"), data_options={"binarize": "dynamic"}),
             evaluator, progress=not args.no_progress,
@@ -125,7 +126,11 @@ def main() -> None:
                 "machine": platform.processor() or platform.machine(),
                 "threads": torch.get_num_threads(),
                 "records": [
-                    {k: r.get(k) for k in ("label", *KEYS) if not isinstance(r.get(k), torch.Tensor)}
+                    {
+                        k: r.get(k)
+                        for k in ("label", *KEYS)
+                        if not isinstance(r.get(k), torch.Tensor)
+                    }
                     for r in result["records"]
                 ],
             },

@@ -21,6 +21,18 @@ def shared(name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _data_cache(tmp_path_factory):
+    """Downloads and decoded-image caches of the test session go to a folder of its own."""
+    before = os.environ.get("PIXELZOO_DATA")
+    os.environ["PIXELZOO_DATA"] = str(tmp_path_factory.mktemp("pixelzoo-data"))
+    yield
+    if before is None:
+        del os.environ["PIXELZOO_DATA"]
+    else:
+        os.environ["PIXELZOO_DATA"] = before
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(2)

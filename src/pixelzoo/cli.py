@@ -296,8 +296,9 @@ def cmd_sample(args) -> int:
     from pixelzoo.data.images import save_grid, save_npz, save_png_folder
     from pixelzoo.runs import Run
 
-    model = Run(args.run).load_model(args.checkpoint, _device(args))
-    cond = model.sample_cond(args.n, args.class_)
+    run = Run(args.run)
+    model = run.load_model(args.checkpoint, _device(args))
+    cond = model.sample_cond(args.n, run.class_index(args.class_))
     g = torch.Generator().manual_seed(args.seed)
     x = model.sample(args.n, cond, generator=g, progress=True, sampler=args.sampler).cpu()
     which = f" of class {args.class_}" if args.class_ is not None else ""
@@ -710,9 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--class",
         dest="class_",
-        type=int,
         default=None,
-        help="class to sample (class-conditional runs; default: every class in turn)",
+        help="class to sample, by name (airplane) or number (0) (class-conditional runs; "
+        "default: every class in turn)",
     )
     sampler_arg(s)
     s.set_defaults(func=cmd_sample)

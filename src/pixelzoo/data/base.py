@@ -26,6 +26,8 @@ class ImageDataset(torch.utils.data.Dataset):
         name: dataset name, e.g. ``"binarized_mnist"``.
         split: ``"train"``, ``"valid"`` or ``"test"``.
         num_classes: number of label classes (when labels are present).
+        classes: the class names in label order (label k is ``classes[k]``), where
+            the data names them.
         dynamic_binarize: if True, ``images`` hold 8-bit grey values and every
             batch drawn with :meth:`get_batch` is a fresh Bernoulli sample
             (dynamic binarization); ``levels`` is then 2.
@@ -38,6 +40,7 @@ class ImageDataset(torch.utils.data.Dataset):
     split: str = ""
     num_classes: int | None = None
     dynamic_binarize: bool = False
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -49,6 +52,15 @@ class ImageDataset(torch.utils.data.Dataset):
             raise DataError(
                 f"dataset {self.name!r}: {len(self.labels)} labels for {len(self.images)} images"
             )
+        if self.classes is not None:
+            self.classes = tuple(self.classes)
+            if self.num_classes is None:
+                self.num_classes = len(self.classes)
+            if len(self.classes) != self.num_classes:
+                raise DataError(
+                    f"dataset {self.name!r}: {len(self.classes)} class names for "
+                    f"{self.num_classes} classes"
+                )
         top = 255 if self.dynamic_binarize else self.levels - 1
         if len(self.images) and int(self.images.max()) > top:
             raise DataError(

@@ -31,6 +31,8 @@ ARCHIVE = RemoteFile(
     "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "c58f30108f718f92721af3b95e74349a",
 )
+# The label order of batches.meta (label k is CLASSES[k]).
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 RECORD = 1 + 3 * 32 * 32
 
@@ -158,4 +160,5 @@ def load_cifar10(
         name="cifar10",
         split=split,
         num_classes=10,
+        classes=CLASSES,
     )

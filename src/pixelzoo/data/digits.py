@@ -23,5 +23,11 @@ def load_digits(split: str, root=None) -> ImageDataset:
     labels = torch.from_numpy(bunch.target).long()
     idx = split_indices(len(images), (0.1, 0.2), seed=0)[split]
     return ImageDataset(
-        images[idx], levels=17, labels=labels[idx], name="digits", split=split, num_classes=10
+        images[idx],
+        levels=17,
+        labels=labels[idx],
+        name="digits",
+        split=split,
+        num_classes=10,
+        classes=tuple("0123456789"),
     )

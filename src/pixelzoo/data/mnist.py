@@ -127,7 +127,7 @@ def load_mnist(
         images, labels = images[cut], labels[cut]
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8 0..255
     y = torch.from_numpy(labels.astype(np.int64))
-    common = dict(labels=y, name="mnist", split=split, num_classes=10)
+    common = dict(labels=y, name="mnist", split=split, num_classes=10, classes=tuple("0123456789"))
     if binarize == "threshold":
         return ImageDataset((x > 127).to(torch.uint8), levels=2, **common)
     if binarize == "dynamic":

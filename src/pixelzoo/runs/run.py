@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pixelzoo import data as datasets
 from pixelzoo import models
-from pixelzoo.errors import CheckpointError
+from pixelzoo.errors import CheckpointError, ConfigError
 from pixelzoo.runs.checkpoint import Checkpoints, load_weights
 from pixelzoo.runs.metrics import read_metrics
 from pixelzoo.utils.io import read_json
@@ -141,6 +141,24 @@ class Run:
     @property
     def data_options(self) -> dict:
         return dict(self.train.get("data_options") or {})
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The data's class names in label order (label k is ``classes[k]``), where it names them."""
+        names = (self.config.get("data") or {}).get("classes")
+        return tuple(str(c) for c in names) if names else None
+
+    def class_index(self, which: str | int | None) -> int | None:
+        """The label of a class given by name (``airplane``) or number (``0``); None stays None."""
+        if which is None or isinstance(which, int):
+            return which
+        names = self.classes or ()
+        if which in names:
+            return names.index(which)
+        if which.isdigit():
+            return int(which)
+        valid = f"; its classes: {', '.join(names)}" if names else " (its data names no classes)"
+        raise ConfigError(f"run {self.path} has no class {which!r}{valid}")
 
     def dataset_identity(self) -> tuple:
         """What makes two runs' data the same data: name, options, image space, and for

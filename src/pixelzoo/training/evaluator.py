@@ -127,7 +127,7 @@ def train_evaluator(
 ) -> dict:
     """Train an evaluator classifier into ``run_dir``; returns its validation and test accuracy.
 
-    The checkpoint kept is the one with the best validation accuracy. ``splits``
+    The checkpoint kept is the one with the lowest validation cross-entropy. ``splits``
     (``{"train", "valid", "test"}`` -> labelled :class:`ImageDataset`) replaces
     loading ``cfg.data``: for data built in memory.
     """

@@ -83,6 +83,7 @@ def data_record(train_set, valid_set) -> dict:
         "levels": train_set.levels,
         "train_images": len(train_set),
         "valid_images": len(valid_set),
+        **({"classes": list(train_set.classes)} if train_set.classes else {}),
     }
 
 
