@@ -124,3 +124,26 @@ def test_sampler_choice_errors_are_one_sentence():
     assert model.sample(2, sampler="auto").shape == (2, 1, 4, 4)  # falls back to naive
     with pytest.raises(InputError, match=r"unknown sampler 'fast'; valid samplers: auto, cached"):
         model.sample(2, sampler="fast")
+
+
+@pytest.mark.parametrize("variant", ["pixelcnn_pp-class", "gated_pixelcnn-vector"])
+def test_samples_are_drawn_in_batches_that_continue_one_generator(variant):
+    """Many samples are drawn a batch at a time (bounded memory): the first batch is the
+    images of sampling one batch, each image keeps its own cond, and the seed decides all."""
+    from pixelzoo.sampling import sample
+
+    model = build(variant, (3, 4, 3), 4)
+    cond = cond_for(model, 5)
+    if isinstance(cond, torch.Tensor) and cond.is_floating_point():
+        cond = cond.double()
+    batched = sample(model, 5, cond, torch.Generator().manual_seed(1), batch_size=2)
+    assert batched.shape == (5, 3, 4, 3)
+    first = sample(model, 2, cond[:2], torch.Generator().manual_seed(1), batch_size=2)
+    assert torch.equal(batched[:2], first)
+    again = sample(model, 5, cond, torch.Generator().manual_seed(1), batch_size=2)
+    assert torch.equal(batched, again)
+    # The third and later images come from the generator after the earlier batches.
+    g = torch.Generator().manual_seed(1)
+    sample(model, 2, cond[:2], g, batch_size=2)
+    second = sample(model, 2, cond[2:4], g, batch_size=2)
+    assert torch.equal(batched[2:4], second)

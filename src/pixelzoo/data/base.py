@@ -8,6 +8,7 @@ a per-item ``DataLoader``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,11 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.labels is None:
             return x
         return x, int(self.labels[i])
+
+    def subset(self, index: torch.Tensor) -> ImageDataset:
+        """The images (and labels) at ``index``, with this dataset's metadata."""
+        labels = None if self.labels is None else self.labels[index]
+        return dataclasses.replace(self, images=self.images[index], labels=labels)
 
     def get_batch(
         self, index: torch.Tensor, generator: torch.Generator | None = None

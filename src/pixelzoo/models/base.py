@@ -360,6 +360,8 @@ class AutoregressiveModel(GenerativeModel):
         become final (:mod:`pixelzoo.sampling.cached`); ``"naive"`` runs the whole
         network once per sub-pixel (the reference); ``"auto"`` takes the cached one
         where the model has it. Both give the same images for the same generator.
+        The images are drawn :data:`~pixelzoo.sampling.ancestral.SAMPLE_BATCH` at a
+        time (the memory a cached sampler needs grows with the images it draws).
         """
         return sampling.sample(self, n, cond, generator, progress=progress, sampler=sampler)
 

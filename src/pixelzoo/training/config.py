@@ -51,6 +51,10 @@ class TrainConfig:
             checkpoint); the end of training always validates. Raise it when
             validation costs more than an epoch (a VAE's IWAE bound on 10,000
             images takes 7 minutes on one core, its epoch 36 s).
+        valid_images: validate on a fixed random subset of this many validation
+            images, drawn once from the seed (the same on resume); None: all. The
+            best checkpoint is then the best on that subset; ``evaluate`` and
+            ``compare`` always score the whole split.
         ckpt_every: steps between checkpoints (and one at every validation).
         samples: images in the sample grid written after every validation (0: none).
         device: "auto", "cpu", "cuda", "cuda:1"...
@@ -89,6 +93,7 @@ class TrainConfig:
     eval_batch_size: int = setting(256, low=1)
     log_every: int = setting(50, low=1)
     valid_every: int = setting(1, low=1)
+    valid_images: int | None = setting(None, low=1)
     ckpt_every: int = setting(500, low=1)
     samples: int = setting(16, low=0, high=1024)
     device: str = "auto"

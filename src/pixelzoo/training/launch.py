@@ -112,6 +112,10 @@ def plan(cfg: TrainConfig, *, saved_model: dict | None = None) -> Plan:
     datasets.options(cfg.data)  # an unknown dataset name is one sentence
     train_set = datasets.load(cfg.data, "train", cfg.data_dir, **cfg.data_options)
     valid_set = datasets.load(cfg.data, "valid", cfg.data_dir, **cfg.data_options)
+    valid_of = len(valid_set)
+    if cfg.valid_images is not None and cfg.valid_images < valid_of:
+        pick = torch.randperm(valid_of, generator=torch.Generator().manual_seed(cfg.seed))
+        valid_set = valid_set.subset(pick[: cfg.valid_images].sort().values)
     cfg.resolve_defaults(entry.cls.train_defaults)
     settings = dict(saved_model if saved_model is not None else cfg.overrides)
     if cfg.cond == "class" and saved_model is None:
@@ -128,7 +132,7 @@ def plan(cfg: TrainConfig, *, saved_model: dict | None = None) -> Plan:
         "run_id": uuid.uuid4().hex[:16],
         "train": dataclasses.asdict(cfg),
         "model": model.spec(),
-        "data": data_record(train_set, valid_set),
+        "data": {**data_record(train_set, valid_set), "valid_images_of": valid_of},
         "versions": {"pixelzoo": pixelzoo.__version__, "torch": torch.__version__},
     }
     return Plan(cfg, model, train_set, valid_set, record)
