@@ -110,7 +110,8 @@ def main() -> None:
         f"Budget: {args.minutes:g} minutes of training-step time per model on one core of a 2-core AMD EPYC "
         "(OMP_NUM_THREADS=1, bf16 autocast), batch 64, each family's default optimizer; validation "
         "and sample grids not counted. CPU-sized presets, far from the papers' budgets: read the "
-        "comparison at equal compute, not against published numbers."
+        "comparison at equal compute, not against published numbers. Measured (NLL, samples, "
+        f"timings) with {torch.get_num_threads()} threads."
     )
     result = compare(
         [runs / n for n, _ in chosen], args.out, evaluator_dir=evaluator, cfg=cfg,

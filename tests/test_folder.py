@@ -168,3 +168,17 @@ def test_cifar10_jpeg_test_split_as_an_image_folder():
     assert torch.allclose(
         means, torch.tensor([0.4914, 0.4822, 0.4465], dtype=torch.double), atol=0.001
     ), means
+
+
+def test_an_evaluator_on_a_labelled_colour_folder_is_augmented(tmp_path):
+    write_labelled(tmp_path / "pics", n=6)
+    run = tmp_path / "ev"
+    out = cli(
+        "train-evaluator", "--data", "folder", "--data-dir", tmp_path / "pics", "--set",
+        "data.size=8", "--epochs", "1", "--width", "4", "--batch-size", "8", "--out", run,
+        "--no-progress",
+    )  # fmt: skip
+    assert "test accuracy" in out.stdout
+    spec = Run(run).evaluator_spec
+    assert spec["augment"] is True and spec["width"] == 4 and spec["classes"] == 3
+    assert Run(run).classes == ("airplane", "bird", "cat")

@@ -130,3 +130,34 @@ def test_train_evaluator_errors(tmp_path, bmnist_dir):
             EvaluatorTraining(data="binarized_mnist", data_dir=str(bmnist_dir)), tmp_path / "e"
         )
     assert not (tmp_path / "e" / "config.json").exists()
+
+
+def test_augmentation_flips_and_shifts_each_image_within_its_border():
+    from pixelzoo.evaluation.classifier import DigitClassifier, EvaluatorSpec, augment
+
+    torch.manual_seed(0)
+    u = torch.randn(64, 3, 8, 8)
+    out = augment(u, shift=2)
+    padded = torch.nn.functional.pad(u, (2, 2, 2, 2), mode="reflect")
+    seen = set()
+    for k in range(len(u)):
+        found = [
+            (f, dy, dx)
+            for f in (False, True)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(
+                out[k], (padded[k].flip(2) if f else padded[k])[:, dy : dy + 8, dx : dx + 8]
+            )
+        ]
+        assert found, f"image {k} is no flipped shift of its input"
+        seen.add(found[0])
+    assert len(seen) > 20  # the flips and shifts vary from image to image
+    # Augmented only while training: evaluation sees the images themselves.
+    net = DigitClassifier(EvaluatorSpec((3, 8, 8), 4, 2, width=4, features=8, augment=True))
+    batch = (torch.randint(0, 4, (6, 3, 8, 8)), torch.randint(0, 2, (6,)))
+    net.eval()
+    assert torch.equal(net.loss(batch), net.loss(batch))
+    net.train()
+    net.dropout.p = 0.0
+    assert not torch.equal(net.loss(batch), net.loss(batch))

@@ -199,6 +199,8 @@ def cmd_train_evaluator(args) -> int:
         data_dir=args.data_dir,
         data_options=options,
         epochs=args.epochs,
+        width=args.width,
+        augment=args.augment,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
@@ -571,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser(
         "train-evaluator",
         formatter_class=fmt,
-        help="train the classifier behind FID/KID/IS and mode counts on labelled digit-like data",
+        help="train the classifier behind FID/KID/IS and mode counts on labelled data",
     )
     v.add_argument("--data", default="digits", help="a labelled dataset: digits, mnist, ...")
     v.add_argument("--data-dir", default=None, help="folder holding the dataset files")
@@ -580,7 +582,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=positive_int,
         default=None,
-        help="training epochs (default: 40 on digits, else 4)",
+        help="training epochs (default: 40 on digits, 20 on colour images, else 4)",
+    )
+    v.add_argument(
+        "--width",
+        type=positive_int,
+        default=None,
+        help="maps of the first of three stages (default: 64 on colour images, else 32)",
+    )
+    v.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random flips and shifts while training (default: on for colour images)",
     )
     v.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
     v.add_argument(

@@ -18,7 +18,9 @@ Network: three stages of two 3x3 convolutions (width, 2 width, 4 width maps) wit
 2x2 max pooling between them, a ``features``-wide ReLU layer on the flattened
 maps - the feature vector of FID/KID - then dropout and the class logits (the
 Inception Score's ``p(y | x)``). No batch norm, so a feature vector depends on its
-image alone, never on the batch it was computed in.
+image alone, never on the batch it was computed in. For natural colour images
+(``augment``) training sees random flips and shifts of each image, as CIFAR-10
+classifiers do; digits are not augmented (a flipped 2 is no 2).
 """
 
 from __future__ import annotations
@@ -45,6 +47,22 @@ class EvaluatorSpec:
     width: int = 32
     features: int = 128
     dropout: float = 0.3
+    augment: bool = False
+
+
+def augment(u: torch.Tensor, shift: int = 4) -> torch.Tensor:
+    """Random horizontal flips and translations by up to ``shift`` pixels (reflected borders)
+    of images ``u [B, C, H, W]``: the standard CIFAR-10 augmentation (random crops of the
+    padded image), drawn from the global generator that the trainer seeds and checkpoints."""
+    b, c, h, w = u.shape
+    flip = torch.rand(b, device=u.device) < 0.5
+    u = torch.where(flip[:, None, None, None], u.flip(3), u)
+    padded = F.pad(u, (shift, shift, shift, shift), mode="reflect")
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, b, 1), device=u.device)
+    rows = (dy + torch.arange(h, device=u.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=u.device))[:, None, None, :]
+    index = torch.arange(b, device=u.device)[:, None, None, None]
+    return padded[index, torch.arange(c, device=u.device)[None, :, None, None], rows, cols]
 
 
 class DigitClassifier(nn.Module):
@@ -99,7 +117,10 @@ class DigitClassifier(nn.Module):
     def loss(self, batch) -> torch.Tensor:
         """Mean cross-entropy of a batch ``(x, y)`` of integer images and labels."""
         x, y = batch
-        return F.cross_entropy(self.logits(to_unit(x, self.levels)), y)
+        u = to_unit(x, self.levels)
+        if self.spec.augment and self.training:
+            u = augment(u)
+        return F.cross_entropy(self.logits(u), y)
 
     def spec_dict(self) -> dict:
         """The spec as JSON (what ``config.json`` stores under "evaluator")."""

@@ -37,7 +37,10 @@ class EvaluatorTraining:
         data: a labelled dataset (digits, mnist, ...).
         data_dir: the folder holding its files (None: the download cache).
         data_options: dataset options, e.g. {"binarize": "dynamic"}.
-        epochs: training epochs; None: 40 on the digits, else 4.
+        epochs: training epochs; None: 40 on the digits, 20 on colour images, else 4.
+        width: maps of the first stage (then 2x and 4x); None: 64 on colour images, else 32.
+        augment: random flips and shifts while training; None: on for colour images
+            (3 channels), off for grey digits.
         batch_size: images per step.
         lr: Adam's learning rate at the start of the cosine schedule.
         seed: sets every random number generator of the run.
@@ -48,19 +51,22 @@ class EvaluatorTraining:
     data_dir: str | None = None
     data_options: dict | None = None
     epochs: int | None = None
+    width: int | None = None
+    augment: bool | None = None
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
 
-    def train_config(self) -> TrainConfig:
-        """The trainer's settings for this evaluator."""
+    def train_config(self, colour: bool = False) -> TrainConfig:
+        """The trainer's settings for this evaluator (``colour``: of 3-channel images)."""
+        default_epochs = 40 if self.data == "digits" else 20 if colour else 4
         return TrainConfig(
             model="evaluator",
             data=self.data,
             data_dir=self.data_dir,
             data_options=dict(self.data_options or {}),
-            epochs=self.epochs or (40 if self.data == "digits" else 4),
+            epochs=self.epochs or default_epochs,
             batch_size=self.batch_size,
             lr=self.lr,
             lr_schedule="cosine",
@@ -131,16 +137,19 @@ def train_evaluator(
     (``{"train", "valid", "test"}`` -> labelled :class:`ImageDataset`) replaces
     loading ``cfg.data``: for data built in memory.
     """
-    train_cfg = cfg.train_config()
-    made = []
+    made = {}
 
     def make():
         parts = splits or {s: _labelled(cfg, s) for s in ("test", "valid", "train")}
         train_set, valid_set = parts["train"], parts["valid"]
+        colour = train_set.image_shape[0] == 3
+        train_cfg = made["config"] = cfg.train_config(colour)
         spec = EvaluatorSpec(
             tuple(train_set.image_shape),
             train_set.levels,
             train_set.num_classes or int(train_set.labels.max()) + 1,
+            width=cfg.width or (64 if colour else 32),
+            augment=colour if cfg.augment is None else cfg.augment,
         )
         torch.manual_seed(train_cfg.seed)
         net = DigitClassifier(spec)
@@ -152,24 +161,16 @@ def train_evaluator(
             "train": dataclasses.asdict(train_cfg),
             "data": data_record(train_set, valid_set),
         }
-        made.append(
-            EvaluatorTrainer(
-                net,
-                train_set,
-                valid_set,
-                train_cfg,
-                run_dir,
-                record=record,
-                progress=progress,
-                test_set=parts["test"],
-            )  # fmt: skip
-        )
-        return made[-1]
+        made["trainer"] = EvaluatorTrainer(
+            net, train_set, valid_set, train_cfg, run_dir, record=record, progress=progress,
+            test_set=parts["test"],
+        )  # fmt: skip
+        return made["trainer"]
 
     launch(Path(run_dir), make, fresh=True, resume_hint=False)
-    trainer = made[-1]
+    trainer = made["trainer"]
     return {
         "valid_accuracy": trainer.best_accuracy,
         "test_accuracy": trainer.test_accuracy,
-        "epochs": train_cfg.epochs,
+        "epochs": made["config"].epochs,
     }
