@@ -373,3 +373,22 @@ def test_samples_are_drawn_once_into_the_cache(runs, tmp_path):
     # Read back, not drawn again: the same images even if the model were another.
     assert torch.equal(draw_samples(run, None, 20, cfg), first)
     assert first.shape == (20, 1, 8, 8) and int(first.max()) <= 16
+
+
+def test_a_class_conditional_model_gets_its_samples_one_row_a_class(tmp_path):
+    from PIL import Image
+
+    from pixelzoo.report.measure import measure_run
+    from pixelzoo.training import TrainConfig, train
+
+    run = tmp_path / "cond"
+    train(
+        TrainConfig(model="gated_pixelcnn", preset="tiny", cond="class", steps=2, samples=0),
+        run, progress=False,
+    )  # fmt: skip
+    cfg = MeasureConfig(samples=40, naive_timing=False, ais=False, nll_images=20)
+    rec = measure_run(run, tmp_path / "out", None, cfg)
+    assert rec["class_names"] == list("0123456789")
+    grid = Image.open(tmp_path / "out" / rec["class_samples_image"])
+    # 10 rows (the classes) of 4 samples (40 samples, 10 classes), 8x8 images scaled by 8.
+    assert grid.size == ((4 * 9 + 1) * 8, (10 * 9 + 1) * 8)

@@ -433,9 +433,26 @@ def measure_run(
         rec["sample_seconds_naive"] = statistics.median(_timing(model, cfg, "naive"))
     say(f"{label}: sample metrics")
     rec.update(sample_metrics(fake, ref, evaluator, out, name, cfg))
-    if model.nats_kind == "exact":  # drawn with the others' by the report
+    if model.cond_kind == "class":
+        _class_grid(fake, model, run, out, name, rec)
+    if (
+        model.nats_kind == "exact" and model.cond_kind is None
+    ):  # drawn with the others' by the report
         rec["receptive_field"] = receptive_field(model)
     return rec
+
+
+def _class_grid(fake: torch.Tensor, model, run: Run, out: Path, name: str, rec: dict) -> None:
+    """A class-conditional model's samples, one row a class (they were drawn with the
+    classes in turn: image k of class k mod N)."""
+    classes = model.num_classes
+    per_class = min(8, len(fake) // classes)
+    if per_class < 1 or classes > 20:
+        return
+    rows = [fake[c::classes][:per_class] for c in range(classes)]
+    rec["class_samples_image"] = f"{name}-classes.png"
+    rec["class_names"] = list(run.classes or (str(c) for c in range(classes)))
+    save_grid(torch.cat(rows), model.levels, out / rec["class_samples_image"], nrow=per_class)
 
 
 def measure_data(

@@ -193,7 +193,8 @@ def plot_curves(records: list[dict], path: Path) -> None:
 
 # ---------------------------------------------------------------------- files
 EXTRAS = ("observation", "label", "gan_noise_scores", "samples_image", "pairs_image",
-          "train_pairs_image", "bound_route", "ais_vs_bound", "bdmc_history")  # fmt: skip
+          "train_pairs_image", "bound_route", "ais_vs_bound", "bdmc_history",
+          "class_samples_image", "class_names")  # fmt: skip
 
 
 def _clean(record: dict) -> dict:
@@ -227,6 +228,11 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
     images = [(r["label"], r["samples_image"]) for r in records]
     pairs = [(r["label"], r["pairs_image"]) for r in records]
     nearest = [(r["label"], r["train_pairs_image"]) for r in records if r.get("train_pairs_image")]
+    by_class = [
+        (f"{r['label']} (rows: {', '.join(r['class_names'])})", r["class_samples_image"])
+        for r in records
+        if r.get("class_samples_image")
+    ]
     rfs = {
         r["label"]: r["receptive_field"] for r in records if r.get("receptive_field") is not None
     }
@@ -245,6 +251,9 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
            *[f"- {n}" for n in notes]]  # fmt: skip
     md += ["", "## Training curves", "", "![training curves](curves.png)", "", "## Samples", ""]
     md += md_images(images, "samples")
+    if by_class:
+        md += ["## Samples by class (class-conditional models)", ""]
+        md += md_images(by_class, "samples by class")
     md += ["## Closest pairs among the samples (birthday-paradox test)", ""]
     md += md_images(pairs, "closest pairs")
     if nearest:
@@ -293,6 +302,7 @@ figcaption {{ text-align: center; font-size: 0.85em; }}
 <h2>Notes</h2><ul>{"".join(f"<li>{e(n)}</li>" for n in notes)}</ul>
 <h2>Training curves</h2><img src="curves.png" alt="validation NLL and training loss against training time">
 <h2>Samples</h2>{figures(images, "samples")}
+{"<h2>Samples by class (class-conditional models)</h2>" + figures(by_class, "samples by class") if by_class else ""}
 <h2>Closest pairs among the samples (birthday-paradox test)</h2>
 <p>Each column is the closest pair: an exact duplicate would show the same image twice.</p>{figures(pairs, "closest pairs")}
 {"<h2>The samples closest to a training image</h2><p>Top: the samples nearest to the training set in the evaluator's features; bottom: that training image.</p>" + figures(nearest, "nearest training images") if nearest else ""}
