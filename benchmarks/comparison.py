@@ -1,14 +1,19 @@
-"""The full comparison on binarized MNIST: every family at an equal training budget, one report.
+"""The full comparison: every family at an equal training budget, one report.
 
-Trains PixelCNN, Gated PixelCNN, Diagonal BiLSTM, PixelCNN++, DCGAN and the VAE
-on the static binarized MNIST for the same number of minutes of training-step
-time each (validation and sample grids are not counted), trains the evaluator
-classifier on MNIST (dynamically binarized, so it sees binary digits with
-labels), then runs ``compare``: exact NLL on all 10,000 test images, AIS with
-BDMC for DCGAN and the VAE, FID/KID/IS on the evaluator, MS-SSIM, SWD, modes,
-closest pairs and sampling time. Runs that already finished are reused, so an
-interrupted benchmark continues. Prints one JSON object; the report goes to --out
-(the committed one is docs/comparison-bmnist/).
+``--dataset bmnist`` (the default) trains PixelCNN, Gated PixelCNN, Diagonal
+BiLSTM, PixelCNN++, DCGAN and the VAE on the static binarized MNIST, and the
+evaluator classifier on MNIST (dynamically binarized, so it sees binary digits
+with labels). ``--dataset cifar10-jpeg`` trains PixelCNN, Gated PixelCNN and
+PixelCNN++ (each also class-conditional where it can be), DCGAN, PGGAN and the
+VAE at their ``cifar10_cpu`` presets on the labelled image folder
+``cifar10-jpeg`` (256 levels), and the evaluator on the same folder. Every model
+gets the same minutes of training-step time (validation and sample grids are
+not counted); then ``compare`` measures exact NLL on all 10,000 test images, AIS
+with BDMC for the GANs and the VAE, FID/KID/IS, precision/recall, memorization,
+MS-SSIM, SWD, modes, closest pairs and sampling time, each with its interval.
+Runs that already finished are reused, so an interrupted benchmark continues.
+Prints one JSON object; the report goes to --out (the committed ones are
+docs/comparison-bmnist/ and docs/comparison-cifar10-jpeg/).
 
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/comparison.py --data ../shared/data \
         --runs runs/bmnist --minutes 12 --out docs/comparison-bmnist
@@ -21,6 +26,7 @@ import json
 import platform
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,17 +36,64 @@ from pixelzoo.report import KEYS, MeasureConfig, compare
 from pixelzoo.runs import read_metrics
 from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
 
+
+@dataclass(frozen=True)
+class Setup:
+    """One comparison: the data, the runs (name, model, preset, extra settings), the evaluator's data."""
+
+    title: str
+    data: str
+    folder: str
+    runs: tuple[tuple[str, str, str, dict], ...]
+    evaluator_data: str
+    evaluator_folder: str
+    evaluator_options: dict = field(default_factory=dict)
+    caveat: str = ""
+
+
 # Validation is not counted in the budget, but the VAE's (IWAE-64 on 10,000 images: 7 minutes on
 # one core, against 36 s for an epoch) would make its run take hours: it validates at the end only.
-EXTRA = {"vae": {"valid_every": 1000}}
-MODELS = (  # (model, preset): CPU-sized presets, each trained with its family's default optimizer
-    ("pixelcnn", "binarized_mnist_cpu"),
-    ("gated_pixelcnn", "binarized_mnist_cpu"),
-    ("diagonal_bilstm", "binarized_mnist"),
-    ("pixelcnn_pp", "binarized_mnist"),
-    ("dcgan", "binarized_mnist"),
-    ("vae", "binarized_mnist"),
-)
+VAE = {"valid_every": 1000}
+SETUPS = {
+    "bmnist": Setup(
+        title="binarized MNIST",
+        data="binarized_mnist",
+        folder="binarized_mnist",
+        runs=(  # CPU-sized presets, each trained with its family's default optimizer
+            ("pixelcnn", "pixelcnn", "binarized_mnist_cpu", {}),
+            ("gated_pixelcnn", "gated_pixelcnn", "binarized_mnist_cpu", {}),
+            ("diagonal_bilstm", "diagonal_bilstm", "binarized_mnist", {}),
+            ("pixelcnn_pp", "pixelcnn_pp", "binarized_mnist", {}),
+            ("dcgan", "dcgan", "binarized_mnist", {}),
+            ("vae", "vae", "binarized_mnist", VAE),
+        ),
+        evaluator_data="mnist",
+        evaluator_folder="mnist",
+        evaluator_options={"binarize": "dynamic"},
+    ),
+    "cifar10-jpeg": Setup(
+        title="CIFAR-10 (decoded JPEGs)",
+        data="folder",
+        folder="cifar10-jpeg",
+        runs=(
+            ("pixelcnn", "pixelcnn", "cifar10_cpu", {}),
+            ("gated_pixelcnn", "gated_pixelcnn", "cifar10_cpu", {}),
+            ("gated_pixelcnn-class", "gated_pixelcnn", "cifar10_cpu", {"cond": "class"}),
+            ("pixelcnn_pp", "pixelcnn_pp", "cifar10_cpu", {}),
+            ("pixelcnn_pp-class", "pixelcnn_pp", "cifar10_cpu", {"cond": "class"}),
+            ("dcgan", "dcgan", "cifar10_cpu", {}),
+            ("pggan", "pggan", "cifar10_cpu", {}),
+            ("vae", "vae", "cifar10_cpu", VAE),
+        ),
+        evaluator_data="folder",
+        evaluator_folder="cifar10-jpeg",
+        caveat=(
+            "The images are CIFAR-10 as decoded JPEGs (quality about 75, 4:2:0 chroma): smoother "
+            "than the original bytes, so bits/dim here are not comparable with published "
+            "CIFAR-10 figures (2.92 for PixelCNN++); compare the models with each other only."
+        ),
+    ),
+}
 
 
 def trained_seconds(run: Path) -> float:
@@ -51,12 +104,12 @@ def trained_seconds(run: Path) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data", default="../shared/data", help="folder with binarized_mnist/ and mnist/"
-    )
-    p.add_argument("--runs", default="runs/bmnist-comparison")
-    p.add_argument("--out", default="docs/comparison-bmnist")
+    p.add_argument("--dataset", default="bmnist", choices=sorted(SETUPS))
+    p.add_argument("--data", default="../shared/data", help="folder holding the datasets' folders")
+    p.add_argument("--runs", default=None, help="folder of the runs (default: runs/DATASET)")
+    p.add_argument("--out", default=None, help="report folder (default: docs/comparison-DATASET)")
     p.add_argument("--minutes", type=float, default=12.0, help="training-step minutes per model")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--samples", type=int, default=5000, help="see benchmarks/sample_size.py")
     p.add_argument("--sample-cache", default=None, help="a folder keeping drawn samples")
     p.add_argument(
@@ -70,30 +123,41 @@ def main() -> None:
     p.add_argument("--ais-chains", type=int, default=4)
     p.add_argument("--ais-target-gap", type=float, default=1.0)
     p.add_argument("--ais-max-steps", type=int, default=16_000)
-    p.add_argument("--only", default=None, help="comma-separated models (default: all)")
+    p.add_argument("--evaluator-epochs", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated run names (default: all)")
     p.add_argument(
         "--train-only", action="store_true", help="train (or finish) the runs, then stop"
     )
+    p.add_argument(
+        "--train-threads", type=int, default=None,
+        help="threads the runs were trained with, for the report (default: this process's)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
-    data, runs = Path(args.data), Path(args.runs)
-    chosen = [m for m in MODELS if args.only is None or m[0] in args.only.split(",")]
-    for name, preset in chosen:
+    setup = SETUPS[args.dataset]
+    data = Path(args.data)
+    runs = Path(args.runs or f"runs/{args.dataset}")
+    out = args.out or f"docs/comparison-{args.dataset}"
+    chosen = [r for r in setup.runs if args.only is None or r[0] in args.only.split(",")]
+    for name, model, preset, extra in chosen:
         run = runs / name
         if trained_seconds(run) >= 60 * args.minutes:
             continue
         cfg = TrainConfig(
-            model=name, preset=preset, data="binarized_mnist", data_dir=str(data / "binarized_mnist"),
-            minutes=args.minutes, epochs=1000, amp=True, **EXTRA.get(name, {}),
+            model=model, preset=preset, data=setup.data, data_dir=str(data / setup.folder),
+            minutes=args.minutes, epochs=1000, amp=True, batch_size=args.batch_size, **extra,
         )  # fmt: skip
         train(cfg, run, resume=(run / "config.json").exists(), progress=not args.no_progress)
-    evaluator = runs.parent / "evaluator-bmnist"
+    evaluator = runs.parent / f"evaluator-{args.dataset}"
     finished = evaluator.exists() and any(r.get("split") == "test" for r in read_metrics(evaluator))
     if evaluator.exists() and not finished:
         shutil.rmtree(evaluator)  # interrupted before its test accuracy: they train in minutes
     if not finished:
         train_evaluator(
-            EvaluatorTraining(data="mnist", data_dir=str(data / "mnist"), data_options={"binarize": "dynamic"}),
+            EvaluatorTraining(
+                data=setup.evaluator_data, data_dir=str(data / setup.evaluator_folder),
+                data_options=setup.evaluator_options, epochs=args.evaluator_epochs,
+            ),
             evaluator, progress=not args.no_progress,
         )  # fmt: skip
     if args.train_only:
@@ -106,22 +170,26 @@ def main() -> None:
         sample_cache=Path(args.sample_cache) if args.sample_cache else None,
     )  # fmt: skip
     t0 = time.time()
+    threads = torch.get_num_threads()
     note = (
-        f"Budget: {args.minutes:g} minutes of training-step time per model on one core of a 2-core AMD EPYC "
-        "(OMP_NUM_THREADS=1, bf16 autocast), batch 64, each family's default optimizer; validation "
-        "and sample grids not counted. CPU-sized presets, far from the papers' budgets: read the "
+        f"Budget: {args.minutes:g} minutes of training-step time per model "
+        f"({args.train_threads or threads} thread(s) of {platform.processor() or platform.machine()}, "
+        f"bf16 autocast, batch {args.batch_size}, each family's default optimizer; validation and "
+        "sample grids not counted). CPU-sized presets, far from the papers' budgets: read the "
         "comparison at equal compute, not against published numbers. Measured (NLL, samples, "
-        f"timings) with {torch.get_num_threads()} threads."
+        f"timings) with {threads} thread(s)."
     )
     result = compare(
-        [runs / n for n, _ in chosen], args.out, evaluator_dir=evaluator, cfg=cfg,
-        progress=not args.no_progress, title="pixelzoo comparison: binarized MNIST at an equal CPU budget",
-        notes=[note],
+        [runs / r[0] for r in chosen], out, evaluator_dir=evaluator, cfg=cfg,
+        progress=not args.no_progress,
+        title=f"pixelzoo comparison: {setup.title} at an equal CPU budget",
+        notes=[note] + ([setup.caveat] if setup.caveat else []),
     )  # fmt: skip
     print(
         json.dumps(
             {
                 "benchmark": "comparison",
+                "dataset": args.dataset,
                 "minutes_per_model": args.minutes,
                 "compare_seconds": round(time.time() - t0, 1),
                 "machine": platform.processor() or platform.machine(),
