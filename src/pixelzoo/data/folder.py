@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -60,28 +61,63 @@ class Decoded:
     classes: tuple[str, ...] | None
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+@dataclass(frozen=True)
+class Listing:
+    """The images of a folder in sorted order, with what the cache key needs of each file."""
+
+    files: list[str]
+    stamps: list[tuple[int, int]]  # (size, mtime_ns) of each file
+    labels: list[int] | None
+    classes: tuple[str, ...] | None
 
 
-def _listing(folder: Path) -> tuple[list[Path], list[int] | None, tuple[str, ...] | None]:
+def _walk(folder: Path):
+    """``(path, DirEntry)`` of every image under ``folder``, in no order (one ``scandir`` pass)."""
+    stack = [str(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_dir():
+                    stack.append(e.path)
+                elif os.path.splitext(e.name)[1].lower() in EXTENSIONS and e.is_file():
+                    yield e.path, e
+
+
+def _images_in(folder: Path) -> list[tuple[str, os.stat_result]]:
+    """The images under ``folder`` in the order of sorted paths (as ``sorted(Path)`` orders
+    them), each with its stat (50,000 files in a fraction of a second)."""
+    found = [(path, e.stat()) for path, e in _walk(folder)]
+    found.sort(key=lambda item: item[0].split(os.sep))
+    return found
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    """The subfolders of ``folder`` that hold an image, sorted by name."""
+    dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return [d for d in dirs if next(_walk(d), None) is not None]
+
+
+def _listing(folder: Path) -> Listing:
     """The images of ``folder``, their labels and the class names (None when unlabelled)."""
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    labelled = [d for d in class_dirs if _images_in(d)]
-    if not labelled:
-        return _images_in(folder), None, None
+    class_dirs = _class_folders(folder)
+    if not class_dirs:
+        found = _images_in(folder)
+        return Listing(
+            [p for p, _ in found], [(st.st_size, st.st_mtime_ns) for _, st in found], None, None
+        )
     loose = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
     if loose:
         raise DataError(
-            f"image folder {folder} mixes class folders ({labelled[0].name}, ...) with loose "
+            f"image folder {folder} mixes class folders ({class_dirs[0].name}, ...) with loose "
             f"images ({loose[0].name}); put every image in its class folder"
         )
-    files, labels = [], []
-    for k, d in enumerate(labelled):
+    files, stamps, labels = [], [], []
+    for k, d in enumerate(class_dirs):
         found = _images_in(d)
-        files += found
+        files += [p for p, _ in found]
+        stamps += [(st.st_size, st.st_mtime_ns) for _, st in found]
         labels += [k] * len(found)
-    return files, labels, tuple(d.name for d in labelled)
+    return Listing(files, stamps, labels, tuple(d.name for d in class_dirs))
 
 
 def _decode(path: Path, size: int, mode: str, crop: bool) -> np.ndarray:
@@ -105,11 +141,11 @@ def _decode(path: Path, size: int, mode: str, crop: bool) -> np.ndarray:
         raise DataError(f"image {path} cannot be read ({e})") from None
 
 
-def _cache_key(folder: Path, files: list[Path], options: tuple) -> str:
+def _cache_key(folder: Path, listing: Listing, options: tuple) -> str:
     h = hashlib.sha256(repr((CACHE_VERSION, str(folder.resolve()), options)).encode())
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    cut = len(str(folder)) + 1
+    for p, (size, mtime) in zip(listing.files, listing.stamps, strict=True):
+        h.update(f"{p[cut:]}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()[:24]
 
 
@@ -145,18 +181,19 @@ def decode_folder(
     folder: Path, *, size: int, channels: int, crop: bool, cache: bool = True
 ) -> Decoded:
     """Every image of ``folder`` (labelled by class subfolders when it has them), decoded or read from the cache."""
-    files, labels, classes = _listing(folder)
-    if not files:
+    listing = _listing(folder)
+    if not listing.files:
         return Decoded(np.zeros((0, channels, size, size), np.uint8), None, None)
-    path = cache_dir() / "decoded" / f"{_cache_key(folder, files, (size, channels, crop))}.npz"
-    if cache and (hit := _read_cache(path, len(files))) is not None:
+    path = cache_dir() / "decoded" / f"{_cache_key(folder, listing, (size, channels, crop))}.npz"
+    if cache and (hit := _read_cache(path, len(listing.files))) is not None:
         return hit
     mode = "L" if channels == 1 else "RGB"
-    images = np.stack([_decode(p, size, mode, crop) for p in files]).transpose(0, 3, 1, 2)
+    images = np.stack([_decode(p, size, mode, crop) for p in listing.files]).transpose(0, 3, 1, 2)
+    labels = listing.labels
     decoded = Decoded(
         np.ascontiguousarray(images),
         None if labels is None else np.asarray(labels, np.int64),
-        classes,
+        listing.classes,
     )
     if cache:
         _write_cache(path, decoded)
@@ -189,7 +226,7 @@ def _match_classes(root: Path, split: str, part: Decoded) -> Decoded:
     """A test/valid folder's labels renumbered to the training folder's class order."""
     if split == "train" or not (root / split).is_dir() or not (root / "train").is_dir():
         return part
-    train_classes = _listing(root / "train")[2]
+    train_classes = tuple(d.name for d in _class_folders(root / "train")) or None
     if (part.classes is None) != (train_classes is None):
         which = "has" if part.classes is not None else "has no"
         raise DataError(
