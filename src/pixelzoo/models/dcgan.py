@@ -69,9 +69,9 @@ PRESETS = {
     "binarized_mnist": {"latent_dim": 100, "filters": 64, "output": "bernoulli"},
     # 32x32 colour: 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x3 (the paper's widths).
     "cifar10": {"latent_dim": 100, "filters": 128},
-    # The smallest model with every part, for the tests.
     # Ours, for 32x32 colour on a CPU: half the paper's widths (4x4x256 -> ... -> 32x32x3).
     "cifar10_cpu": {"latent_dim": 100, "filters": 64},
+    # The smallest model with every part, for the tests.
     "tiny": {"latent_dim": 8, "filters": 8},
 }
 

@@ -110,9 +110,9 @@ PRESETS = {
     # §3.1: 20 layers of 384 units with 5x5 filters (19 after the first; see NOTE);
     # 120 M parameters with 256-way softmax outputs. Not trained here (no CIFAR-10 copy).
     "cifar10": dict(hidden=384, layers=19, first_kernel=7, kernel=5, out_hidden=1024),
-    # The smallest model with every part, for the property tests.
     # Ours, for 32x32 colour (cifar10-jpeg) on a CPU.
     "cifar10_cpu": dict(hidden=48, layers=8, out_hidden=128),
+    # The smallest model with every part, for the property tests.
     "tiny": dict(hidden=6, layers=2, out_hidden=12),
 }
 

@@ -69,9 +69,9 @@ PRESETS = {
     "mnist": dict(hidden=64, blocks=12, out_hidden=256),
     # §5 / Table 2: 15 residual blocks, h = 128 (256 feature maps), 1024 output units.
     "cifar10": dict(hidden=128, blocks=15, out_hidden=1024),
-    # The smallest model with every part, for the property tests.
     # Ours, for 32x32 colour (cifar10-jpeg) on a CPU: a tenth of the paper's width.
     "cifar10_cpu": dict(hidden=32, blocks=8, out_hidden=128),
+    # The smallest model with every part, for the property tests.
     "tiny": dict(hidden=6, blocks=2, out_hidden=12),
 }
 

@@ -70,9 +70,9 @@ PRESETS = {
     "mnist": {"latent_dim": 32, "filters": 32, "hidden": 256},
     "binarized_mnist": {"latent_dim": 32, "filters": 32, "hidden": 256},
     "cifar10": {"latent_dim": 128, "filters": 64, "hidden": 512, "components": 5},
-    # The smallest model with every part, for the tests.
     # Ours, for 32x32 colour on a CPU: a logistic-mixture decoder as the cifar10 preset's.
     "cifar10_cpu": {"latent_dim": 64, "filters": 32, "hidden": 256, "components": 5},
+    # The smallest model with every part, for the tests.
     "tiny": {"latent_dim": 2, "filters": 4, "hidden": 16, "iwae_samples": 8},
 }
 
