@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -250,6 +251,11 @@ def test_a_slow_sampler_draws_only_what_fits_its_budget(runs, tmp_path):
     cfg = MeasureConfig(samples=100, max_sample_seconds=1e-6, naive_timing=False, ais=False)
     rec = measure_run(runs / "pixelcnn", tmp_path, None, cfg)
     assert rec["samples"] == 16 and rec["fid"] is None
+    # Samples already in the cache cost nothing: all of them are used, whatever the budget.
+    cache = dataclasses.replace(cfg, max_sample_seconds=None, sample_cache=tmp_path / "cache")
+    measure_run(runs / "pixelcnn", tmp_path, None, cache)
+    capped = dataclasses.replace(cache, max_sample_seconds=1e-6)
+    assert measure_run(runs / "pixelcnn", tmp_path, None, capped)["samples"] == 100
 
 
 def _rec(model, **figures):
@@ -392,3 +398,13 @@ def test_a_class_conditional_model_gets_its_samples_one_row_a_class(tmp_path):
     grid = Image.open(tmp_path / "out" / rec["class_samples_image"])
     # 10 rows (the classes) of 4 samples (40 samples, 10 classes), 8x8 images scaled by 8.
     assert grid.size == ((4 * 9 + 1) * 8, (10 * 9 + 1) * 8)
+
+
+def test_sample_metrics_at_different_sample_counts_are_not_ranked():
+    from pixelzoo.report.verdict import Metric, compare_pair
+
+    a = _rec("a", fid=(80.0, 70.0, 90.0))
+    slow = {**_rec("slow", fid=(300.0, 280.0, 320.0)), "samples": 59}  # a slow sampler's few
+    sep, how = compare_pair(a, slow, Metric("fid", "FID", True))
+    assert not sep and how == "at 59 samples, not 200"
+    assert compare_pair(a, {**slow, "samples": 200}, Metric("fid", "FID", True))[0]

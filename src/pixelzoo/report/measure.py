@@ -303,15 +303,19 @@ def _timed_sample(model, n: int, g, sampler: str = "auto") -> tuple[torch.Tensor
     return x, time.perf_counter() - t0
 
 
+def sample_cache_path(run: Run, n: int, cfg: MeasureConfig) -> Path | None:
+    """Where ``cfg.sample_cache`` keeps ``n`` samples of the run's kept checkpoint (None: no cache)."""
+    if cfg.sample_cache is None:
+        return None
+    step = run.checkpoints.step("best")
+    step = run.checkpoints.step("last") if step is None else step
+    return Path(cfg.sample_cache) / f"{run.run_id or run.label}-step{step}-n{n}-seed{cfg.seed}.npz"
+
+
 def draw_samples(run: Run, model, n: int, cfg: MeasureConfig, say=None) -> torch.Tensor:
     """``n`` samples of the run's model from their own seeded generator, via ``cfg.sample_cache``."""
-    path = None
-    if cfg.sample_cache is not None:
-        step = run.checkpoints.step("best")
-        step = run.checkpoints.step("last") if step is None else step
-        path = (
-            Path(cfg.sample_cache) / f"{run.run_id or run.label}-step{step}-n{n}-seed{cfg.seed}.npz"
-        )
+    path = sample_cache_path(run, n, cfg)
+    if path is not None:
         if path.is_file():
             with np.load(path) as f:
                 return torch.from_numpy(f["images"]).long()
@@ -426,7 +430,10 @@ def measure_run(
     rec["sample_seconds"], rec["timing_runs"] = statistics.median(times), len(times)
     rec["sample_seconds_range"] = [min(times), max(times)]
     n = cfg.samples
-    if cfg.max_sample_seconds is not None:  # sampling time grows about linearly with n
+    cached = sample_cache_path(run, n, cfg)
+    if cfg.max_sample_seconds is not None and not (cached and cached.is_file()):
+        # Sampling time grows at most linearly with n (batches amortise the per-pixel steps,
+        # so this errs towards fewer samples); samples already in the cache cost nothing.
         n = min(n, max(16, int(16 * cfg.max_sample_seconds / rec["sample_seconds"])))
     fake = draw_samples(run, model, n, cfg, say)
     if cfg.naive_timing and isinstance(model, AutoregressiveModel) and model.has_cached_sampler():
