@@ -411,10 +411,6 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_nothing(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pixelzoo", "train", "--out", str(run), *SMALL_CLI],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # Ctrl-C as a shell delivers it: the child starts with SIGINT's default action,
-        # whatever the test process has done with its own (in the full suite it once
-        # ignored SIGINT by the time this ran, and the child inherited that).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     time.sleep(1.0)  # importing torch and the models
     proc.send_signal(signal.SIGINT)
