@@ -408,3 +408,7 @@ def test_sample_metrics_at_different_sample_counts_are_not_ranked():
     sep, how = compare_pair(a, slow, Metric("fid", "FID", True))
     assert not sep and how == "at 59 samples, not 200"
     assert compare_pair(a, {**slow, "samples": 200}, Metric("fid", "FID", True))[0]
+    # Sampling time is measured on 16 images whatever the sample count: still ranked.
+    fast = {**a, "sample_seconds": 0.004, "sample_seconds_range": [0.0039, 0.0048]}
+    slow = {**slow, "sample_seconds": 181.0, "sample_seconds_range": [181.0, 181.0]}
+    assert compare_pair(fast, slow, Metric("sample_seconds", "time", True)) == (True, "")

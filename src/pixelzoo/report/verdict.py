@@ -104,9 +104,10 @@ def compare_pair(best: dict, other: dict, metric: Metric) -> tuple[bool, str]:
         d = paired_difference(other["per_image"][:m], best["per_image"][:m])
         how = f"{d.value:+.2f} ± {d.half_width:.2f} nats on the same {m:,} test images"
         return difference_excludes_zero(d), how
-    if metric.key != "nats" and best.get("samples") != other.get("samples"):
+    if metric.key not in ("nats", "sample_seconds") and best.get("samples") != other.get("samples"):
         # Sample metrics move with the sample count (FID's bias, the k-NN radii of
-        # precision/recall): figures at different counts are not ranked.
+        # precision/recall): figures at different counts are not ranked. (Sampling
+        # time is always measured on 16 images.)
         return False, f"at {other.get('samples') or 0:,} samples, not {best.get('samples') or 0:,}"
     a, b = estimate_of(best, metric.key), estimate_of(other, metric.key)
     return separated(a, b), ""
