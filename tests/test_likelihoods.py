@@ -7,6 +7,10 @@
   accurate, and stays finite where that one underflows;
 * gradients are finite at the edge levels and in the tails;
 * samples follow the probabilities (chi-square).
+
+And the 256-way softmax for whole-pixel networks (PixelCNN++'s ablation,
+:class:`SubpixelSoftmax`): a whole RGB pixel sums to 1, samples follow it, and its
+linear tilt can centre G on R.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 import pytest
 import torch
 
-from pixelzoo.likelihoods import DiscretizedLogisticMixture
+from pixelzoo.likelihoods import DiscretizedLogisticMixture, SubpixelSoftmax
 
 K = 4
 
@@ -135,3 +139,35 @@ def test_samples_follow_the_probabilities():
 def test_parameter_count_is_the_papers():
     assert DiscretizedLogisticMixture(3, 256, 10).num_params == 100  # §2.2: 10 * (1 + 6 + 3)
     assert DiscretizedLogisticMixture(1, 256, 10).num_params == 30
+
+
+@pytest.mark.parametrize("levels", [2, 5])
+def test_subpixel_softmax_pixel_sums_to_one_and_samples_follow_it(levels):
+    lik = SubpixelSoftmax(3, levels)
+    assert lik.num_params == 6 * levels and lik.uniforms_per_pixel == 3
+    params = torch.randn(1, lik.num_params, generator=torch.Generator().manual_seed(2)) * 3
+    every = torch.tensor(list(itertools.product(range(levels), repeat=3)))
+    p = log_probs(lik, params.double(), every).sum(-1)[0].exp()
+    assert abs(p.sum().item() - 1) < 1e-9
+    n = 40000
+    u = torch.rand(n, 3, generator=torch.Generator().manual_seed(3))
+    x = lik.sample_pixel(params.expand(n, -1), u)
+    codes = (x * torch.tensor([levels**2, levels, 1])).sum(1)
+    freq = torch.bincount(codes, minlength=len(every)).double() / n
+    dof = len(every) - 1
+    chi2 = (n * (freq - p) ** 2 / p).sum().item()
+    assert chi2 < dof + 8 * math.sqrt(2 * dof) + 10, f"chi2={chi2:.1f} with {dof} dof"
+
+
+def test_subpixel_softmax_tilt_centres_green_on_red():
+    """a(v) = -t v^2 / 2, b(v) = t v make G's logits peak at G = R, whatever R is."""
+    levels, t = 256, 400.0
+    lik = SubpixelSoftmax(3, levels)
+    v = torch.linspace(-1, 1, levels, dtype=torch.float64)
+    params = torch.zeros(levels, lik.num_params, dtype=torch.float64)
+    params[:, levels : 2 * levels] = -t * v**2 / 2  # G's base logits
+    params[:, 3 * levels : 4 * levels] = t * v  # the slope of G on R
+    x = torch.zeros(levels, 3, dtype=torch.long)
+    x[:, 0] = torch.arange(levels)  # R = 0 .. 255; G and B are not read
+    g_logits = lik.channel_logits(params, x, 1)  # (levels, levels): one row per value of R
+    assert torch.equal(g_logits.argmax(1), torch.arange(levels))

@@ -27,6 +27,8 @@ CACHED = [
     ("pixelcnn_pp-class", "pixelcnn_pp", dict(num_classes=3)),
     ("pixelcnn_pp-2blocks-2res", "pixelcnn_pp", dict(blocks=2, resolutions=2)),
     ("pixelcnn_pp-0blocks", "pixelcnn_pp", dict(blocks=0)),
+    ("pixelcnn_pp-softmax", "pixelcnn_pp", dict(likelihood="softmax")),
+    ("pixelcnn_pp-noshortcuts-class", "pixelcnn_pp", dict(shortcuts=False, num_classes=3)),
 ]
 IDS = [c[0] for c in CACHED]
 # Colour with several levels, binary, and odd sizes (the down-sampled maps round up).

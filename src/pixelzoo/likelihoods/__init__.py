@@ -12,7 +12,13 @@ two samplers that see the same parameters and the same generator give the same
 images.
 """
 
-from pixelzoo.likelihoods.discrete import Bernoulli, Categorical, PixelLikelihood, for_levels
+from pixelzoo.likelihoods.discrete import (
+    Bernoulli,
+    Categorical,
+    PixelLikelihood,
+    SubpixelSoftmax,
+    for_levels,
+)
 from pixelzoo.likelihoods.logistic import DiscretizedLogisticMixture
 
 __all__ = [
@@ -20,5 +26,6 @@ __all__ = [
     "Categorical",
     "DiscretizedLogisticMixture",
     "PixelLikelihood",
+    "SubpixelSoftmax",
     "for_levels",
 ]

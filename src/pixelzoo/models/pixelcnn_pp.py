@@ -35,6 +35,16 @@ up-sampling crops to the size of the matching up-pass map.
 NOTE: conditioning on a class (the paper's model) or on any vector works as in
 the Gated PixelCNN (:mod:`pixelzoo.nn.conditioning`): a bias per block and
 class, added to conv2's output. Spatial conditioning is not offered.
+The paper's ablations (§3) are settings: ``likelihood="softmax"`` swaps the mixture
+for a 256-way softmax per sub-pixel, R -> G -> B
+(:class:`~pixelzoo.likelihoods.SubpixelSoftmax`; the network is unchanged),
+``shortcuts=False`` removes the up-to-down pass connections of §2.4 (the down
+pass's ``u`` blocks then have no shortcut input and its ``ul`` blocks only ``u``, so
+the image reaches the output only through the lowest resolution: still causal, but
+blind to the nearest earlier pixels at most positions),
+and ``dropout=0`` the regularisation of §2.5. ``benchmarks/pixelcnn_pp_ablations.py``
+trains the four variants at one budget.
+
 NOTE: the reference trains on 8 GPUs with batch 16 each (128); the training
 settings the paper uses (Adam 1e-3 decayed by 0.999995 per step, Polyak
 averaging 0.9995) are the trainer's ``lr``, ``lr_decay`` and ``ema`` settings.
@@ -49,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelzoo.errors import ConfigError
-from pixelzoo.likelihoods import DiscretizedLogisticMixture
+from pixelzoo.likelihoods import DiscretizedLogisticMixture, SubpixelSoftmax
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.registry import register
 from pixelzoo.nn import ConditionInput
@@ -78,6 +88,9 @@ class PixelCNNPPConfig:
         components: logistic mixture components K [nr_logistic_mix].
         dropout: dropout probability inside every block [dropout_p].
         resolutions: R, number of resolutions (each half the previous one).
+        likelihood: "logistic_mixture" (§2.1-2.2) or "softmax" (a 256-way softmax per
+            sub-pixel, R -> G -> B; the paper's ablation, §3).
+        shortcuts: the up-to-down pass connections of §2.4 (False: the ablation).
         weight_norm: weight-normalise every convolution.
         num_classes: condition on class labels ``[B]`` in ``0..num_classes-1``.
         cond_shape: condition on a float vector ``(D,)``.
@@ -88,6 +101,8 @@ class PixelCNNPPConfig:
     components: int = setting(10, low=1, high=100)
     dropout: float = setting(0.5, low=0.0, below=1.0)
     resolutions: int = setting(3, low=1, high=8)
+    likelihood: str = setting("logistic_mixture", choices=("logistic_mixture", "softmax"))
+    shortcuts: bool = True
     weight_norm: bool = True
     num_classes: int | None = setting(None, high=100_000)
     cond_shape: tuple[int, ...] | None = setting(None, low=1, high=65_536)
@@ -131,7 +146,11 @@ class PixelCNNPP(AutoregressiveModel):
             raise ConfigError(f"dropout must be in [0, 1), got {config.dropout}")
         if self.cond_kind == "spatial":
             raise ConfigError("pixelcnn_pp is conditioned on a class or a vector, not a map")
-        self.likelihood = DiscretizedLogisticMixture(c, levels, config.components)
+        self.likelihood = (
+            DiscretizedLogisticMixture(c, levels, config.components)
+            if config.likelihood == "logistic_mixture"
+            else SubpixelSoftmax(c, levels)
+        )
         self.cond_input = (
             ConditionInput(self.num_classes, self.cond_shape, (height, width))
             if self.conditional
@@ -161,13 +180,16 @@ class PixelCNNPP(AutoregressiveModel):
             for _ in range(r - 1)
         )
         # Down pass: index k is resolution k (0 = full); shortcuts from the up pass.
+        short = f if config.shortcuts else 0
         self.dn_u = nn.ModuleList(
-            nn.ModuleList(block(DownShiftedConv2d, f) for _ in range(n if k == r - 1 else n + 1))
+            nn.ModuleList(
+                block(DownShiftedConv2d, short) for _ in range(n if k == r - 1 else n + 1)
+            )
             for k in range(r)
         )
         self.dn_ul = nn.ModuleList(
             nn.ModuleList(
-                block(DownRightShiftedConv2d, 2 * f) for _ in range(n if k == r - 1 else n + 1)
+                block(DownRightShiftedConv2d, f + short) for _ in range(n if k == r - 1 else n + 1)
             )
             for k in range(r)
         )
@@ -201,22 +223,27 @@ class PixelCNNPP(AutoregressiveModel):
         h = self.condition(cond)
         u0, ul0 = self.first_layer(u)
         us, uls = [u0], [ul0]
+        sizes = []  # each resolution's map size, for the up-sampling crops
         for k in range(self.config.resolutions):
             if k > 0:
                 us.append(self.down_u[k - 1](us[-1]))
                 uls.append(self.down_ul[k - 1](uls[-1]))
+            sizes.append(tuple(us[-1].shape[-2:]))
             for bu, bul in zip(self.up_u[k], self.up_ul[k], strict=True):
                 us.append(bu(us[-1], h=h))
                 uls.append(bul(uls[-1], us[-1], h))
         a, al = us.pop(), uls.pop()
         for k in reversed(range(self.config.resolutions)):
             if k < self.config.resolutions - 1:
-                size = tuple(us[-1].shape[-2:])
-                a = self.up_sample_u[k](a, size)
-                al = self.up_sample_ul[k](al, size)
+                a = self.up_sample_u[k](a, sizes[k])
+                al = self.up_sample_ul[k](al, sizes[k])
             for bu, bul in zip(self.dn_u[k], self.dn_ul[k], strict=True):
-                a = bu(a, us.pop(), h)
-                al = bul(al, torch.cat([a, uls.pop()], 1), h)
+                if self.config.shortcuts:
+                    a = bu(a, us.pop(), h)
+                    al = bul(al, torch.cat([a, uls.pop()], 1), h)
+                else:
+                    a = bu(a, None, h)
+                    al = bul(al, a, h)
         return self.output(F.elu(al))  # (B, P, H, W)
 
     def cached_stepper(self, x, cond=None):
@@ -317,7 +344,7 @@ class PixelCNNPPStepper:
             full = F.conv_transpose2d(self.out_u[k + 1].at(i // 2), up.weight, up.bias, stride=2)
             u, shortcuts = full[:, :, i % 2 : i % 2 + 1, 1 : 1 + self.sizes[k][1]], keep[::-1]
         for b, (block, short) in enumerate(zip(m.dn_u[k], shortcuts, strict=True)):
-            u = self._block(block, u, short.at(i), i, None)
+            u = self._block(block, u, short.at(i) if m.config.shortcuts else None, i, None)
             self.down_u[k][b].put(u, i)
         self.out_u[k].put(u, i)
 
@@ -331,7 +358,9 @@ class PixelCNNPPStepper:
             full = F.conv_transpose2d(low, up.weight, up.bias, stride=2)
             ul, shortcuts = full[:, :, i % 2 : i % 2 + 1, j % 2 : j % 2 + 1], keep[::-1]
         for b, (block, short) in enumerate(zip(m.dn_ul[k], shortcuts, strict=True)):
-            a = torch.cat([self.down_u[k][b].at(i, j), short.at(i, j)], 1)
+            a = self.down_u[k][b].at(i, j)
+            if m.config.shortcuts:
+                a = torch.cat([a, short.at(i, j)], 1)
             ul = self._block(block, ul, a, i, j)
         self.out_ul[k].put(ul, i, j)
         return ul
