@@ -33,7 +33,7 @@ import torch
 
 from pixelzoo.evaluation.ais import AISConfig
 from pixelzoo.report import KEYS, MeasureConfig, compare
-from pixelzoo.runs import read_metrics
+from pixelzoo.runs import read_metrics, trained_seconds
 from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
 
 
@@ -94,12 +94,6 @@ SETUPS = {
         ),
     ),
 }
-
-
-def trained_seconds(run: Path) -> float:
-    if not (run / "checkpoints" / "last.json").exists():
-        return 0.0
-    return max((r.get("train_seconds") or 0.0 for r in read_metrics(run)), default=0.0)
 
 
 def main() -> None:

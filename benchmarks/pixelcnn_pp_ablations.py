@@ -43,7 +43,7 @@ from pixelzoo.evaluation.uncertainty import (
     mean_estimate,
     paired_difference,
 )
-from pixelzoo.runs import Run, read_metrics
+from pixelzoo.runs import Run, read_metrics, trained_seconds
 from pixelzoo.training import TrainConfig, train
 from pixelzoo.utils.io import atomic_write_bytes
 
@@ -60,12 +60,6 @@ FINDINGS = (
     ("no-shortcuts", "removing the short-cut connections hinders training", +1, "test"),
     ("no-dropout", "without dropout the model overfits", +1, "gap"),
 )
-
-
-def trained_seconds(run: Path) -> float:
-    if not (run / "checkpoints" / "last.json").exists():
-        return 0.0
-    return max((r.get("train_seconds") or 0.0 for r in read_metrics(run)), default=0.0)
 
 
 def train_variant(name: str, args: dict) -> str:
@@ -107,12 +101,16 @@ def bpd(est: Estimate, dims: int) -> dict:
     return {"value": est.value * f, "low": est.low * f, "high": est.high * f, "n": est.n}
 
 
-def gap_estimate(test: list[float], train: list[float]) -> Estimate:
-    """mean(test) - mean(train) over different images: the standard errors add in quadrature."""
-    a, b = mean_estimate(test), mean_estimate(train)
+def unpaired_difference(a: Estimate, b: Estimate) -> Estimate:
+    """``a - b`` for independent normal estimates: the standard errors add in quadrature."""
     se = math.hypot(a.high - a.value, b.high - b.value) / Z95
     d = a.value - b.value
     return Estimate(d, d - Z95 * se, d + Z95 * se, "normal", min(a.n, b.n))
+
+
+def gap_estimate(test: list[float], train: list[float]) -> Estimate:
+    """mean(test) - mean(train) over different images."""
+    return unpaired_difference(mean_estimate(test), mean_estimate(train))
 
 
 def fmt(d: dict, digits: int = 3) -> str:
@@ -130,11 +128,9 @@ def verdicts(results: dict) -> list[dict]:
             d = paired_difference(r["test"], full["test"])
             what = f"test bits/dim, {name} - full (paired)"
         else:
-            d0 = gap_estimate(r["test"], r["train"])
-            d1 = gap_estimate(full["test"], full["train"])
-            se = math.hypot(d0.high - d0.value, d1.high - d1.value) / Z95
-            v = d0.value - d1.value
-            d = Estimate(v, v - Z95 * se, v + Z95 * se, "normal", min(d0.n, d1.n))
+            d = unpaired_difference(
+                gap_estimate(r["test"], r["train"]), gap_estimate(full["test"], full["train"])
+            )
             what = f"(test - train) bits/dim, {name} - full"
         diff = bpd(d, dims)
         if not difference_excludes_zero(d):

@@ -95,3 +95,10 @@ def read_metrics(run_dir) -> list[dict]:
         if isinstance(rec, dict):
             out.append(rec)
     return out
+
+
+def trained_seconds(run_dir) -> float:
+    """Training-step seconds of the run's last checkpoint's log (0 before its first checkpoint)."""
+    if not (Path(run_dir) / "checkpoints" / "last.json").exists():
+        return 0.0
+    return max((r.get("train_seconds") or 0.0 for r in read_metrics(run_dir)), default=0.0)
