@@ -418,3 +418,20 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_nothing(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err, err
     assert not run.exists()
+
+
+def test_ctrl_c_held_during_imports_is_raised_after_the_block():
+    # Ctrl-C inside torch's C++ import code can abort or kill the process (utils/interrupts.py):
+    # the signal must not interrupt the block, and must come out as a KeyboardInterrupt after it.
+    from pixelzoo.utils.interrupts import ctrl_c_held
+
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, in the main thread
+            finished = True
+    assert finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with ctrl_c_held():  # no signal: nothing raised
+        pass

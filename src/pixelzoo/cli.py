@@ -13,8 +13,8 @@
     pixelzoo models | datasets | settings MODEL               what is available
 
 Errors caused by input are printed as one sentence ("error: ..."), exit status 2.
-Heavy modules (torch) are imported inside main, so that Ctrl-C while they load
-is an ordinary interruption, not a traceback.
+Heavy modules (torch) are imported inside main, with Ctrl-C held until they are loaded, so
+that an interrupt at any moment is an ordinary interruption (one line, exit status 130).
 """
 
 from __future__ import annotations
@@ -813,11 +813,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# What the working commands import; loaded before they start, with Ctrl-C held
+# (pixelzoo.utils.interrupts says why).
+LIBRARY = ("pixelzoo.models", "pixelzoo.data", "pixelzoo.runs", "pixelzoo.training",
+           "pixelzoo.evaluation", "pixelzoo.sampling", "pixelzoo.report")  # fmt: skip
+LIGHT_COMMANDS = (cmd_models, cmd_datasets, cmd_settings)  # need the registry only
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         from pixelzoo.errors import PixelzooError
+        from pixelzoo.utils.interrupts import ctrl_c_held, import_held
 
-        args = build_parser().parse_args(argv)
+        with ctrl_c_held():
+            args = build_parser().parse_args(argv)
+        for module in () if args.func in LIGHT_COMMANDS else LIBRARY:
+            import_held(module)
         try:
             return args.func(args)
         except PixelzooError as e:

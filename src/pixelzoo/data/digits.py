@@ -11,10 +11,11 @@ import torch
 
 from pixelzoo.data.base import ImageDataset, split_indices
 from pixelzoo.errors import ConfigError
+from pixelzoo.utils.interrupts import import_held
 
 
 def load_digits(split: str, root=None) -> ImageDataset:
-    from sklearn.datasets import load_digits as sk_load_digits
+    sk_load_digits = import_held("sklearn.datasets").load_digits
 
     if split not in ("train", "valid", "test"):
         raise ConfigError(f"digits has splits train, valid, test; got {split!r}")

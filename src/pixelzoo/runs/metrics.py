@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pixelzoo.errors import WriteError
+from pixelzoo.utils.interrupts import import_held
 from pixelzoo.utils.io import atomic_write_bytes
 
 
@@ -34,8 +35,7 @@ class MetricsLog:
         except OSError as e:
             raise WriteError(f"could not open {self.path} ({e.strerror})") from None
         try:
-            from torch.utils.tensorboard import SummaryWriter
-
+            SummaryWriter = import_held("torch.utils.tensorboard").SummaryWriter
             self.tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=purge_step or None)
         except ImportError:  # tensorboard is a dependency, but keep training without it
             self.tb = None

@@ -36,6 +36,7 @@ from pixelzoo.runs import Checkpoints, MetricsLog, Run
 from pixelzoo.runs.checkpoint import load_weights, optimizer_from_flat, optimizer_to_flat
 from pixelzoo.training import distributed
 from pixelzoo.training.config import TrainConfig
+from pixelzoo.utils.interrupts import import_held
 from pixelzoo.utils.io import atomic_write_json
 
 
@@ -180,6 +181,7 @@ class Trainer:
         return {"model": self._adam(self.model.parameters())}
 
     def _adam(self, params) -> torch.optim.Adam:
+        import_held("torch._dynamo")  # torch.optim imports it on first use: hold Ctrl-C
         return torch.optim.Adam(params, lr=self.cfg.lr, betas=self.cfg.betas)
 
     @staticmethod
