@@ -34,7 +34,13 @@ import torch
 from pixelzoo.evaluation.ais import AISConfig
 from pixelzoo.report import KEYS, MeasureConfig, compare
 from pixelzoo.runs import read_metrics, trained_seconds
-from pixelzoo.training import EvaluatorTraining, TrainConfig, train, train_evaluator
+from pixelzoo.training import (
+    EvaluatorTraining,
+    TrainConfig,
+    train,
+    train_evaluator,
+    train_side_by_side,
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,12 @@ def main() -> None:
     )
     p.add_argument(
         "--train-threads", type=int, default=None,
-        help="threads the runs were trained with, for the report (default: this process's)",
+        help="threads per run: with --jobs > 1 the runs train with it (default 1), else it is what "
+        "they were trained with, for the report (default: this process's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--jobs", type=int, default=1,
+        help="runs trained at once, each in its own process with --train-threads (default 1) threads",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
@@ -133,15 +144,22 @@ def main() -> None:
     runs = Path(args.runs or f"runs/{args.dataset}")
     out = args.out or f"docs/comparison-{args.dataset}"
     chosen = [r for r in setup.runs if args.only is None or r[0] in args.only.split(",")]
-    for name, model, preset, extra in chosen:
-        run = runs / name
-        if trained_seconds(run) >= 60 * args.minutes:
-            continue
-        cfg = TrainConfig(
+    jobs = [
+        (TrainConfig(
             model=model, preset=preset, data=setup.data, data_dir=str(data / setup.folder),
             minutes=args.minutes, epochs=1000, amp=True, batch_size=args.batch_size, **extra,
-        )  # fmt: skip
-        train(cfg, run, resume=(run / "config.json").exists(), progress=not args.no_progress)
+        ), runs / name)
+        for name, model, preset, extra in chosen
+    ]  # fmt: skip
+    train_threads = args.train_threads or (1 if args.jobs > 1 else torch.get_num_threads())
+    if args.jobs > 1:
+        train_side_by_side(jobs, processes=args.jobs, threads=train_threads)
+    else:  # one after another, in this process and with its progress bars
+        for cfg, run in jobs:
+            if trained_seconds(run) < 60 * args.minutes:
+                train(
+                    cfg, run, resume=(run / "config.json").exists(), progress=not args.no_progress
+                )
     evaluator = runs.parent / f"evaluator-{args.dataset}"
     finished = evaluator.exists() and any(r.get("split") == "test" for r in read_metrics(evaluator))
     if evaluator.exists() and not finished:
@@ -167,7 +185,8 @@ def main() -> None:
     threads = torch.get_num_threads()
     note = (
         f"Budget: {args.minutes:g} minutes of training-step time per model "
-        f"({args.train_threads or threads} thread(s) of {platform.processor() or platform.machine()}, "
+        f"({train_threads} thread(s) of {platform.processor() or platform.machine()}, "
+        f"{args.jobs} run(s) at once, "
         f"bf16 autocast, batch {args.batch_size}, each family's default optimizer; validation and "
         "sample grids not counted). CPU-sized presets, far from the papers' budgets: read the "
         "comparison at equal compute, not against published numbers. Measured (NLL, samples, "

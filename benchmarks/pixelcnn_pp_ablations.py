@@ -44,7 +44,7 @@ from pixelzoo.evaluation.uncertainty import (
     paired_difference,
 )
 from pixelzoo.runs import Run, read_metrics, trained_seconds
-from pixelzoo.training import TrainConfig, train
+from pixelzoo.training import TrainConfig, train_side_by_side
 from pixelzoo.utils.io import atomic_write_bytes
 
 # name -> the settings that differ from the cifar10_cpu preset.
@@ -62,18 +62,13 @@ FINDINGS = (
 )
 
 
-def train_variant(name: str, args: dict) -> str:
-    """Train (or finish) one variant in its own process with ``args["threads"]`` threads."""
-    torch.set_num_threads(args["threads"])
-    run = Path(args["runs"]) / name
-    if trained_seconds(run) < 60 * args["minutes"]:
-        cfg = TrainConfig(
-            model="pixelcnn_pp", preset="cifar10_cpu", overrides=VARIANTS[name],
-            data="folder", data_dir=args["data"], minutes=args["minutes"], epochs=1000,
-            batch_size=args["batch_size"], amp=True, valid_images=1000, seed=args["seed"],
-        )  # fmt: skip
-        train(cfg, run, resume=(run / "config.json").exists(), progress=False)
-    return name
+def variant_config(name: str, args: dict) -> TrainConfig:
+    """The ``cifar10_cpu`` preset with the variant's settings, at the benchmark's budget."""
+    return TrainConfig(
+        model="pixelcnn_pp", preset="cifar10_cpu", overrides=VARIANTS[name],
+        data="folder", data_dir=args["data"], minutes=args["minutes"], epochs=1000,
+        batch_size=args["batch_size"], amp=True, valid_images=1000, seed=args["seed"],
+    )  # fmt: skip
 
 
 def measure_variant(name: str, args: dict) -> dict:
@@ -214,9 +209,10 @@ def main() -> None:
         names.insert(0, "full")  # every finding is read against the full model
     shared = {k: getattr(args, k) for k in ("data", "runs", "minutes", "batch_size", "images",
                                            "threads", "seed")}  # fmt: skip
+    jobs = [(variant_config(n, shared), Path(args.runs) / n) for n in names]
+    train_side_by_side(jobs, processes=args.jobs, threads=args.threads)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-        list(pool.map(train_variant, names, [shared] * len(names)))
         measured = list(pool.map(measure_variant, names, [shared] * len(names)))
     results = {r["name"]: r for r in measured}
     dims = results["full"]["dims"]

@@ -308,3 +308,24 @@ def test_valid_every_spaces_validations_and_the_end_always_validates(tmp_path):
     assert all(r["train_seconds"] > 0 for r in valid)
     with pytest.raises(ConfigError, match="valid_every"):
         TrainConfig(valid_every=0).validate()
+
+
+def test_runs_trained_side_by_side_equal_runs_trained_alone(tmp_path):
+    # Two runs at once, each in a spawned process with one thread, give the same steps as the
+    # same settings trained here with one thread; runs already trained are left as they are.
+    from pixelzoo.training import train_side_by_side
+
+    jobs = [(cfg(steps=6, seed=s), tmp_path / f"run{s}") for s in (0, 1)]
+    assert train_side_by_side(jobs, processes=2, threads=1) == [str(r) for _, r in jobs]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(cfg(steps=6, seed=0), tmp_path / "alone", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert losses(tmp_path / "run0") == losses(tmp_path / "alone")
+    assert losses(tmp_path / "run0") != losses(tmp_path / "run1")
+    before = (tmp_path / "run1" / "metrics.jsonl").read_text()
+    train_side_by_side(jobs[1:], processes=1, threads=1)  # at its budget: nothing trains
+    assert losses(tmp_path / "run1") == [(s, v) for s, v in losses(tmp_path / "run1") if s <= 6]
+    assert len(losses(tmp_path / "run1")) == len([x for x in before.splitlines() if '"train"' in x])

@@ -7,6 +7,8 @@
     pixelzoo sample RUN -n 16 --out samples.png [--seed 0]    a PNG grid [--class 3] [--sampler naive]
     pixelzoo reconstruct RUN -n 8 --samples 4 --out r.png     auto-encoder: decodings of codes
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
+    pixelzoo compress RUN [IMAGE.png ...] --out F.pzc          lossless code from the likelihood
+    pixelzoo decompress RUN F.pzc --out DIR|F.npz             ... and back, bit for bit
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
     pixelzoo train-evaluator --data mnist --out EVAL          the classifier behind FID and modes
     pixelzoo compare RUN... --evaluator EVAL --out REPORT     the comparison report (--quick: all on digits)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -317,6 +320,77 @@ def cmd_sample(args) -> int:
         save_grid(x, model.levels, args.out, nrow=nrow)
         where = args.out
     print(f"wrote {args.n} samples{which} to {where}")
+    return 0
+
+
+def cmd_compress(args) -> int:
+    import torch
+
+    from pixelzoo import codec
+    from pixelzoo.data.images import load_images
+    from pixelzoo.errors import InputError
+    from pixelzoo.runs import Run
+    from pixelzoo.utils.io import atomic_write_bytes
+
+    if args.images:
+        if args.data is not None:
+            raise InputError("give image files or --data, not both")
+        run = Run(args.run)
+        model = run.load_model(args.checkpoint, _device(args))
+        x = load_images(args.images, model.image_shape, model.levels)
+        labels = None
+        if model.cond_kind == "class":
+            if args.class_ is None:
+                raise InputError(
+                    f"{model.registry_name} is class-conditional: give the images' --class"
+                )
+            labels = torch.full((len(x),), run.class_index(args.class_), dtype=torch.long)
+        what = f"{len(x)} image file(s)"
+    else:
+        model, split = _run_split(args)
+        n = min(args.n or len(split), len(split))
+        x, labels = split.get_batch(torch.arange(n), torch.Generator().manual_seed(args.seed))
+        if model.cond_kind != "class":
+            labels = None
+        what = f"{n} {args.split} images of {split.name}"
+    encoded = codec.encode(model, x, labels, progress=not args.no_progress)
+    atomic_write_bytes(args.out, encoded.data)
+    print(
+        f"compressed {what} into {args.out}: {len(encoded.data):,} bytes, "
+        f"{encoded.bits_per_dim:.4f} bits/dim (the model's NLL: {encoded.ideal_bits_per_dim:.4f} "
+        f"bits/dim; raw {math.log2(model.levels):g} bits/dim)"
+    )
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from pathlib import Path
+
+    from pixelzoo import codec
+    from pixelzoo.data.images import save_npz, save_png_folder
+    from pixelzoo.errors import InputError
+    from pixelzoo.runs import Run
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder; give a .pzc file") from None
+    model = Run(args.run).load_model(args.checkpoint, _device(args))
+    x, labels = codec.decode(model, data, progress=not args.no_progress, source=str(path))
+    if str(args.out).endswith(".npz"):
+        save_npz(x, model.levels, args.out)
+        where = f"{args.out} (images: uint8 [N, C, H, W] at {model.levels} levels)"
+    else:
+        save_png_folder(x, model.levels, args.out)
+        where = f"{args.out}/ as 8-bit PNGs"
+    bpd = 8 * len(data) / (len(x) * model.dims)
+    given = (
+        "" if labels is None else f" (labels {labels.tolist()[:10]}{'...' if len(x) > 10 else ''})"
+    )
+    print(f"decompressed {len(x)} images{given} from {path} ({bpd:.4f} bits/dim) to {where}")
     return 0
 
 
@@ -767,6 +841,30 @@ def build_parser() -> argparse.ArgumentParser:
     sampler_arg(c)
     c.set_defaults(func=cmd_complete)
 
+    z = sub.add_parser(
+        "compress",
+        help="lossless compression with a model's likelihood (a real code of its NLL)",
+        formatter_class=fmt,
+    )
+    run_args(z)
+    z.add_argument("images", nargs="*", metavar="IMAGE", help="image files (else --data's split)")
+    z.add_argument("--data", default=None, help="dataset (default: the run's)")
+    z.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    z.add_argument("--split", default="test", choices=list(datasets.SPLITS), help="dataset split")
+    z.add_argument("-n", type=positive_int, default=None, help="first N images (default: all)")
+    z.add_argument("--class", dest="class_", default=None, help="label of the image files")
+    z.add_argument("--seed", type=seed, default=0, help="seed of dynamic binarization")
+    z.add_argument("--out", required=True, help="the compressed file (.pzc)")
+    z.add_argument("--no-progress", action="store_true", help="no progress bar")
+    z.set_defaults(func=cmd_compress)
+
+    dz = sub.add_parser("decompress", help="decode a .pzc file with its model", formatter_class=fmt)
+    run_args(dz)
+    dz.add_argument("file", metavar="FILE.pzc")
+    dz.add_argument("--out", required=True, help="a folder of PNGs, or FILE.npz")
+    dz.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dz.set_defaults(func=cmd_decompress)
+
     r = sub.add_parser(
         "receptive-field",
         formatter_class=fmt,
@@ -816,7 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
 # What the working commands import; loaded before they start, with Ctrl-C held
 # (pixelzoo.utils.interrupts says why).
 LIBRARY = ("pixelzoo.models", "pixelzoo.data", "pixelzoo.runs", "pixelzoo.training",
-           "pixelzoo.evaluation", "pixelzoo.sampling", "pixelzoo.report")  # fmt: skip
+           "pixelzoo.evaluation", "pixelzoo.sampling", "pixelzoo.report", "pixelzoo.codec")  # fmt: skip
 LIGHT_COMMANDS = (cmd_models, cmd_datasets, cmd_settings)  # need the registry only
 
 

@@ -76,3 +76,42 @@ def save_png_folder(images: torch.Tensor, levels: int, folder) -> list[Path]:
         paths.append(folder / f"{k:0{width}d}.png")
         atomic_write_bytes(paths[-1], buf.getvalue())
     return paths
+
+
+def load_images(paths, shape, levels: int) -> torch.Tensor:
+    """Image files as integer images ``[N, C, H, W]`` at ``levels`` levels, exactly.
+
+    Each file must already be the model's ``(C, H, W)`` (grey for C = 1, RGB for C = 3)
+    and, below 256 levels, hold only the 8-bit values that ``levels`` levels map to (what
+    :func:`save_png_folder` writes): anything else could not come back bit for bit, so it
+    is refused in one sentence rather than quantized.
+    """
+    channels, height, width = shape
+    out = []
+    for path in map(Path, paths):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                mode = im.mode
+                if channels == 1 and mode not in ("L", "1"):
+                    raise InputError(f"{path} is a {mode} image; the model reads grey images (L)")
+                if "A" in mode:
+                    raise InputError(f"{path} has an alpha channel ({mode}); give RGB or grey")
+                arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+        except FileNotFoundError:
+            raise InputError(f"{path} does not exist") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InputError(f"{path} is not a readable image ({e})") from None
+        if arr.shape[:2] != (height, width):
+            raise InputError(
+                f"{path} is {arr.shape[1]}x{arr.shape[0]} pixels; the model reads {width}x{height}"
+            )
+        x = torch.from_numpy(arr.copy()).reshape(height, width, channels).permute(2, 0, 1)
+        q = (x.long() * (levels - 1) + 127) // 255  # the inverse of to_uint8 where one exists
+        if not torch.equal(to_uint8(q, levels), x):
+            raise InputError(
+                f"{path} has 8-bit values that {levels} levels cannot hold exactly (the model "
+                f"codes {levels} levels: 0 and 255 only for binary images)"
+            )
+        out.append(q)
+    return torch.stack(out)

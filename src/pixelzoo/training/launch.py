@@ -16,10 +16,12 @@ can be used again at once.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import CheckpointError, ConfigError
 from pixelzoo.models.adversarial import AdversarialModel
-from pixelzoo.runs import Checkpoints, Run, RunLock
+from pixelzoo.runs import Checkpoints, Run, RunLock, trained_seconds
 from pixelzoo.runs.lock import LOCK_NAME
 from pixelzoo.training import distributed
 from pixelzoo.training.adversarial import AdversarialTrainer
@@ -202,6 +204,34 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
         return resume_run(run_dir, cfg.changed_fields(), progress=progress)
 
     return launch(run_dir, lambda: plan(cfg).trainer(run_dir, progress=progress), fresh=True)
+
+
+def train_to_budget(cfg: TrainConfig, run_dir, *, threads: int | None = None) -> str:
+    """Train ``run_dir`` until it has ``cfg.minutes`` of training-step time: fresh, resumed
+    after an interruption, or left alone when it already has them. Returns the folder."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    run_dir = Path(run_dir)
+    if cfg.minutes is None or trained_seconds(run_dir) < 60 * cfg.minutes:
+        train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False)
+    return str(run_dir)
+
+
+def train_side_by_side(jobs, *, processes: int = 2, threads: int = 1) -> list[str]:
+    """Train several ``(cfg, run_dir)`` runs to their budgets, ``processes`` at once.
+
+    Each run trains in a process of its own (spawned: no state shared with the caller)
+    with ``threads`` threads, so that runs compared at an equal budget get the same share
+    of the machine (two single-thread runs on two cores). Runs already at their budget are
+    left as they are, interrupted ones resume: a benchmark can be stopped and started again.
+    """
+    jobs = list(jobs)
+    if processes <= 1:
+        return [train_to_budget(cfg, run, threads=threads) for cfg, run in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [pool.submit(train_to_budget, cfg, run, threads=threads) for cfg, run in jobs]
+        return [f.result() for f in futures]
 
 
 def resume_run(
