@@ -115,6 +115,10 @@ def test_a_file_that_cannot_be_decoded_is_one_sentence():
         codec.decode(model, b"\x89PNG" + data[4:])
     with pytest.raises(codec.CodecError, match="corrupt"):
         codec.decode(model, data + b"\x00\x00\x00\x00")
+    on_cuda = bytearray(data)
+    on_cuda[codec.HEADER.size - 9] = 1  # the device byte: encoded on CUDA
+    with pytest.raises(codec.CodecError, match="encoded on cuda and this model is on cpu"):
+        codec.decode(model, bytes(on_cuda))
     flipped = bytearray(data)
     flipped[codec.HEADER.size] ^= 0xFF  # the first byte of the code
     with pytest.raises(codec.CodecError, match="corrupt"):

@@ -86,3 +86,16 @@ def test_evaluator_and_compare_run_on_cuda(tmp_path):
         figures[device] = rec
     assert figures["cuda"]["nats"] == pytest.approx(figures["cpu"]["nats"], rel=1e-4)
     assert figures["cuda"]["fid"] == pytest.approx(figures["cpu"]["fid"], rel=1e-2, abs=1e-3)
+
+
+def test_cuda_compression_round_trip_and_the_device_is_checked():
+    from pixelzoo import codec
+
+    torch.manual_seed(0)
+    model = models.build("pixelcnn_pp", (3, 6, 6), 256, "tiny").eval().cuda()
+    x = torch.randint(0, 256, (5, 3, 6, 6))
+    data = codec.encode(model, x, batch=2).data
+    y, _ = codec.decode(model, data)
+    assert torch.equal(y, x)
+    with pytest.raises(codec.CodecError, match="encoded on cuda"):
+        codec.decode(model.cpu(), data)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pixelzoo
 
-ORDER = ["errors", "utils", "data", "nn", "likelihoods", "sampling", "models", "runs",
+ORDER = ["errors", "utils", "data", "nn", "likelihoods", "sampling", "models", "codec", "runs",
          "evaluation", "training", "report", "cli", "__main__"]  # fmt: skip
 ROOT = Path(pixelzoo.__file__).parent
 

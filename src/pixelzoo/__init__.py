@@ -14,6 +14,6 @@ __all__ = ["PixelzooError", "data", "models"]
 
 def __getattr__(name: str):
     if name in ("data", "models", "nn", "likelihoods", "sampling", "runs", "evaluation",
-                "training", "report"):  # fmt: skip
+                "training", "report", "codec"):  # fmt: skip
         return importlib.import_module(f"pixelzoo.{name}")
     raise AttributeError(f"module 'pixelzoo' has no attribute {name!r}")
