@@ -48,6 +48,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def seed(text: str) -> int:
     """argparse type: a seed in 0..2^63-1 (what torch generators take)."""
     value = _whole(text)
@@ -240,6 +248,7 @@ def cmd_compare(args) -> int:
             ais_target_gap=args.ais_target_gap,
             ais_max_steps=args.ais_max_steps,
             naive_timing=not args.no_naive_timing,
+            compress_images=args.compress_images,
             bootstrap=args.bootstrap,
             device=_device(args),
             seed=args.seed,
@@ -721,6 +730,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", type=positive_int, default=1000, help="images for the sample metrics"
     )
     cp.add_argument(
+        "--compress-images", type=count, default=100,
+        help="test images each autoregressive model compresses into a real file, and PNG/WebP/"
+        "JPEG-XL beside them (0: none)",
+    )  # fmt: skip
+    cp.add_argument(
         "--nll-images",
         type=positive_int,
         default=None,
@@ -852,7 +866,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     z.add_argument("--split", default="test", choices=list(datasets.SPLITS), help="dataset split")
     z.add_argument("-n", type=positive_int, default=None, help="first N images (default: all)")
-    z.add_argument("--class", dest="class_", default=None, help="label of the image files")
+    z.add_argument("--class", dest="class_", default=None, metavar="CLASS",
+                   help="label of the image files (class-conditional models)")  # fmt: skip
     z.add_argument("--seed", type=seed, default=0, help="seed of dynamic binarization")
     z.add_argument("--out", required=True, help="the compressed file (.pzc)")
     z.add_argument("--no-progress", action="store_true", help="no progress bar")

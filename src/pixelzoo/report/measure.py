@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelzoo import codec
 from pixelzoo.data.images import save_grid, save_npz
 from pixelzoo.errors import InputError
+from pixelzoo.evaluation import lossless
 from pixelzoo.evaluation.ais import (
     AISConfig,
     ais_log_prob,
@@ -72,6 +74,8 @@ KEYS = (
     "ms_ssim", "ms_ssim_ci", "swd", "swd_ci", "modes", "modes_ci", "num_modes",
     "kl_to_uniform", "kl_to_uniform_ci", "closest_pair",
     "sample_seconds", "sample_seconds_range", "timing_runs", "sample_seconds_naive", "samples",
+    "compressed_bits_per_dim", "compressed_nll_bits_per_dim", "compressed_images",
+    "lossless_baselines",
 )  # fmt: skip
 
 # How each interval is obtained, in the report's words.
@@ -122,6 +126,9 @@ class MeasureConfig:
         sample_cache: a folder where drawn samples are kept (one ``.npz`` per run, checkpoint,
             count and seed) and read back by later comparisons: thousands of samples of a
             slow sampler are drawn once.
+        compress_images: the first test images compressed into one pixelzoo file by each
+            autoregressive model (its real code length, next to its NLL on the same images),
+            and by PNG, WebP and JPEG-XL for the data row; 0 turns both off.
         seed: every random draw (samples, AIS, resamples) comes from it; the samples
             have their own generator, so they do not depend on what else is measured.
     """
@@ -146,6 +153,7 @@ class MeasureConfig:
     timing_runs: int = 3
     device: str = "cpu"
     sample_cache: Path | None = None
+    compress_images: int = 100
     seed: int = 0
 
 
@@ -426,6 +434,10 @@ def measure_run(
         rec["bits_per_dim"] = bits_per_dim(rec["nats"], model.dims)
         rec["bits_per_dim_ci"] = [bits_per_dim(v, model.dims) for v in rec["nats_ci"]]
 
+    if cfg.compress_images and codable(model):
+        say(f"{label}: compression")
+        rec.update(_compression(model, test, cfg.compress_images))
+
     times = _timing(model, cfg)
     rec["sample_seconds"], rec["timing_runs"] = statistics.median(times), len(times)
     rec["sample_seconds_range"] = [min(times), max(times)]
@@ -462,6 +474,27 @@ def _class_grid(fake: torch.Tensor, model, run: Run, out: Path, name: str, rec: 
     save_grid(torch.cat(rows), model.levels, out / rec["class_samples_image"], nrow=per_class)
 
 
+def codable(model) -> bool:
+    """Whether :mod:`pixelzoo.codec` can compress with ``model`` (exact, unconditional or by class)."""
+    try:
+        codec.check_codable(model)
+    except codec.CodecError:
+        return False
+    return True
+
+
+def _compression(model, test, n: int) -> dict:
+    """The real code length of the first ``n`` test images in one file, and their NLL."""
+    x = first_images(test, n)
+    labels = test.labels[: len(x)] if model.cond_kind == "class" else None
+    encoded = codec.encode(model, x, labels)
+    return {
+        "compressed_bits_per_dim": encoded.bits_per_dim,
+        "compressed_nll_bits_per_dim": encoded.ideal_bits_per_dim,
+        "compressed_images": len(x),
+    }
+
+
 def measure_data(
     run_dir, out: Path, evaluator, cfg: MeasureConfig, *, reference: Reference | None = None,
     name: str = "data",
@@ -472,6 +505,11 @@ def measure_data(
     rec: dict = dict.fromkeys(KEYS)
     rec.update(model="data", run=None, label=f"data ({run.data_name} train vs test)")
     rec.update(sample_metrics(ref.train, ref, evaluator, out, name, cfg, fake_is_training=True))
+    if cfg.compress_images:  # the everyday codecs, on the images the models compress
+        test = run.load_split("test")
+        x = first_images(test, cfg.compress_images)
+        rec["lossless_baselines"] = lossless.measure(x, test.levels)
+        rec["compressed_images"] = len(x)
     return rec
 
 

@@ -80,6 +80,34 @@ def _memorized(r: dict) -> str:
     return fmt_estimate(estimate_of(r, "memorized")) + (f", {copies} copies" if copies else "")
 
 
+def _compressed(r: dict) -> str:
+    """The real file's bits/dim, with the NLL on the same images for reading the gap."""
+    if r.get("compressed_bits_per_dim") is None:
+        return "-"
+    return (f"{r['compressed_bits_per_dim']:.4f} (NLL {r['compressed_nll_bits_per_dim']:.4f}, "
+            f"{r['compressed_images']} imgs)")  # fmt: skip
+
+
+def compression_note(records: list[dict]) -> str | None:
+    """The everyday lossless codecs on the images the models compressed, as one sentence."""
+    data = next((r for r in records if r.get("lossless_baselines")), None)
+    if data is None:
+        return None
+    parts = []
+    names = {"png": "PNG", "webp": "WebP lossless", "jpegxl": "JPEG-XL lossless"}
+    for key, m in data["lossless_baselines"].items():
+        if m is None:
+            parts.append(f"{names[key]} not installed (pip install imagecodecs)")
+        else:
+            parts.append(f"{names[key]} {m['per_image']:.4f} one file per image, "
+                         f"{m['tiled']:.4f} all tiled into one")  # fmt: skip
+    return (
+        f"File bits/dim: the first {data['compressed_images']} test images in one "
+        "pixelzoo file (pixelzoo compress), every file decoded back exactly; the same "
+        f"images with the everyday codecs, bits/dim: {'; '.join(parts)}."
+    )
+
+
 def _speed(r: dict) -> str:
     if r["sample_seconds"] is None:
         return "-"
@@ -99,6 +127,7 @@ LIKELIHOOD_COLUMNS = [
     ("NLL nats/image", _nll),
     ("bits/dim", _est("bits_per_dim")),
     ("route", lambda r: r.get("nats_route") or "-"),
+    ("file bits/dim", _compressed),
     ("AIS nats (BDMC gap)", _ais),
     ("sample 16", _speed),
 ]
@@ -241,6 +270,8 @@ def write_report(records: list[dict], out: Path, meta: dict) -> dict:
         plot_receptive_fields(rfs, out / "receptive-fields.png")
         fields = [("autoregressive models", "receptive-fields.png")]
     notes = meta.get("notes", []) + [f"Intervals ({name}): {how}." for name, how in METHODS.items()]
+    if compression_note(records):
+        notes.append(compression_note(records))
 
     def md_images(items, what):
         return [f"**{md_escape(label)}**\n\n![{md_escape(label)} {what}]({quote(src)})\n"
