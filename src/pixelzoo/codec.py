@@ -55,6 +55,7 @@ from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from pixelzoo.errors import InputError, PixelzooError
+from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.sampling.ancestral import make_stepper
 
 MAGIC = b"PZC"
@@ -104,8 +105,6 @@ def model_hash(model) -> str:
 
 def check_codable(model) -> None:
     """Raise :class:`CodecError` unless ``model`` has an exact, sequential likelihood."""
-    from pixelzoo.models.base import AutoregressiveModel
-
     name = getattr(model, "registry_name", type(model).__name__)
     if not isinstance(model, AutoregressiveModel):
         raise CodecError(
@@ -194,6 +193,8 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     n = len(x)
     if n < 1:
         raise InputError("nothing to compress: no images were given")
+    if not 1 <= batch <= 65535:
+        raise InputError(f"batch must be in 1..65535 (a 16-bit header field), got {batch}")
     if model.cond_kind == "class":
         if cond is None:
             raise InputError(
@@ -211,6 +212,10 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
         labels = cond.to(torch.int32).cpu().numpy()
         encoder.encode(labels, con.stream.model.Uniform(model.num_classes))
     threads = torch.get_num_threads()
+    if threads > 255:  # a one-byte header field; the decoder must use the same number
+        raise InputError(
+            f"compress with at most 255 threads (torch.set_num_threads), not {threads}"
+        )
     was_training = model.training
     model.eval()
     ideal = 0.0 if model.cond_kind != "class" else n * math.log2(model.num_classes)
