@@ -33,13 +33,13 @@ import torch
 
 from pixelzoo.evaluation.ais import AISConfig
 from pixelzoo.report import KEYS, MeasureConfig, compare
-from pixelzoo.runs import read_metrics, trained_seconds
+from pixelzoo.runs import read_metrics
 from pixelzoo.training import (
     EvaluatorTraining,
     TrainConfig,
-    train,
     train_evaluator,
     train_side_by_side,
+    train_to_budget,
 )
 
 
@@ -156,10 +156,7 @@ def main() -> None:
         train_side_by_side(jobs, processes=args.jobs, threads=train_threads)
     else:  # one after another, in this process and with its progress bars
         for cfg, run in jobs:
-            if trained_seconds(run) < 60 * args.minutes:
-                train(
-                    cfg, run, resume=(run / "config.json").exists(), progress=not args.no_progress
-                )
+            train_to_budget(cfg, run, progress=not args.no_progress)
     evaluator = runs.parent / f"evaluator-{args.dataset}"
     finished = evaluator.exists() and any(r.get("split") == "test" for r in read_metrics(evaluator))
     if evaluator.exists() and not finished:

@@ -79,7 +79,9 @@ class Encoded:
     data: bytes
     count: int
     dims: int
-    ideal_bits: float  # sum of -log2 p(x) under the coder's float tables: the model's NLL
+    # sum of -log2 p under the coder's float tables: the model's NLL in bits (plus log2 N bits
+    # an image for the class labels of a class-conditional model)
+    ideal_bits: float
 
     @property
     def bits(self) -> int:

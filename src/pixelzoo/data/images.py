@@ -16,14 +16,15 @@ from pixelzoo.utils.io import atomic_write_bytes
 
 
 def make_grid(
-    images: torch.Tensor, levels: int, nrow: int | None = None, pad: int = 1
+    images: torch.Tensor, levels: int, nrow: int | None = None, pad: int = 1, fill: int = 128
 ) -> np.ndarray:
-    """Integer images ``[N, C, H, W]`` -> one uint8 array ``[rows*(H+pad), cols*(W+pad), C]``."""
+    """Integer images ``[N, C, H, W]`` -> one uint8 array ``[rows*(H+pad), cols*(W+pad), C]``
+    (``levels=256`` keeps the values as they are; ``fill`` is the padding's value)."""
     n, c, h, w = images.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
     x = to_uint8(images.cpu(), levels).permute(0, 2, 3, 1).numpy()
-    grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), 128, dtype=np.uint8)
+    grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), fill, dtype=np.uint8)
     for k in range(n):
         r, q = divmod(k, nrow)
         top, left = pad + r * (h + pad), pad + q * (w + pad)

@@ -16,13 +16,13 @@ lossless at effort 9 (``imagecodecs``, the reference libjxl), as a bare codestre
 from __future__ import annotations
 
 import io
-import math
 import struct
 
 import numpy as np
 import torch
 from PIL import Image
 
+from pixelzoo.data.images import make_grid
 from pixelzoo.errors import InputError
 
 CODECS = ("png", "webp", "jpegxl")
@@ -86,18 +86,6 @@ def decode_one(data: bytes, codec: str, channels: int) -> np.ndarray:
     return arr[..., :channels] if channels == 1 else arr
 
 
-def tile(images: np.ndarray) -> np.ndarray:
-    """``[N, H, W, C]`` -> one ``[rows H, cols W, C]`` image, row-major, zero-padded."""
-    n, h, w, c = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    out = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
-    for k in range(n):
-        r, q = divmod(k, cols)
-        out[r * h : (r + 1) * h, q * w : (q + 1) * w] = images[k]
-    return out
-
-
 def available(codec: str) -> bool:
     """Whether this machine can run ``codec`` (WebP and JPEG-XL need ``imagecodecs``)."""
     if codec == "png":
@@ -135,7 +123,7 @@ def measure(images: torch.Tensor, levels: int, codecs=CODECS) -> dict:
                 raise AssertionError(f"{codec} did not decode to the same pixels")
             total += len(data)
             header += head
-        big = tile(arr)
+        big = make_grid(images, 256, pad=0, fill=0)  # 256: the levels' values as they are
         data, _ = encode_one(big, levels, codec)
         if not np.array_equal(decode_one(data, codec, c), big):
             raise AssertionError(f"{codec} did not decode the tiled image to the same pixels")

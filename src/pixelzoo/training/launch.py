@@ -206,14 +206,16 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
     return launch(run_dir, lambda: plan(cfg).trainer(run_dir, progress=progress), fresh=True)
 
 
-def train_to_budget(cfg: TrainConfig, run_dir, *, threads: int | None = None) -> str:
+def train_to_budget(
+    cfg: TrainConfig, run_dir, *, threads: int | None = None, progress: bool = False
+) -> str:
     """Train ``run_dir`` until it has ``cfg.minutes`` of training-step time: fresh, resumed
     after an interruption, or left alone when it already has them. Returns the folder."""
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = Path(run_dir)
     if cfg.minutes is None or trained_seconds(run_dir) < 60 * cfg.minutes:
-        train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False)
+        train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=progress)
     return str(run_dir)
 
 
