@@ -37,6 +37,9 @@ CONFIGS = {
     "gated_pixelcnn_bmnist_cpu": ("gated_pixelcnn", "binarized_mnist_cpu", (1, 28, 28), 2),
     "gated_pixelcnn_cifar10_rgb_small": ("gated_pixelcnn", "default", (3, 32, 32), 256),
     "pixelcnn_bmnist_cpu": ("pixelcnn", "binarized_mnist_cpu", (1, 28, 28), 2),
+    # The paper's MNIST PixelRNNs (7 layers, h = 16).
+    "row_lstm_bmnist": ("row_lstm", "binarized_mnist", (1, 28, 28), 2),
+    "diagonal_bilstm_bmnist": ("diagonal_bilstm", "binarized_mnist", (1, 28, 28), 2),
 }
 
 

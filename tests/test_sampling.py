@@ -1,6 +1,6 @@
 """Cached sampling computes what the full network computes, so it draws the same images.
 
-For every convolutional model (colour and binary, conditional and not): the
+For every autoregressive model (colour and binary, conditional and not): the
 cached stepper's parameters at each pixel equal the full forward pass's, and
 cached and naive sampling give identical images and completions from the same
 generator. Models run in float64 here, where the two agree to ~1e-15 and no
@@ -29,6 +29,10 @@ CACHED = [
     ("pixelcnn_pp-0blocks", "pixelcnn_pp", dict(blocks=0)),
     ("pixelcnn_pp-softmax", "pixelcnn_pp", dict(likelihood="softmax")),
     ("pixelcnn_pp-noshortcuts-class", "pixelcnn_pp", dict(shortcuts=False, num_classes=3)),
+    ("row_lstm", "row_lstm", {}),
+    ("row_lstm-k5-noskip", "row_lstm", dict(kernel=5, skip=False)),
+    ("diagonal_bilstm", "diagonal_bilstm", {}),
+    ("diagonal_bilstm-3layers-noskip", "diagonal_bilstm", dict(layers=3, skip=False)),
 ]
 IDS = [c[0] for c in CACHED]
 # Colour with several levels, binary, and odd sizes (the down-sampled maps round up).
@@ -45,8 +49,8 @@ def build(variant, shape, levels, dtype=torch.float64):
     return model
 
 
-def test_every_convolutional_model_has_a_cached_sampler():
-    for name in ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp"):
+def test_every_autoregressive_model_has_a_cached_sampler():
+    for name in ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm"):
         model = models.build(name, (1, 4, 4), 2, "tiny")
         assert model.has_cached_sampler()
         assert model.cached_stepper(torch.zeros(1, 1, 4, 4, dtype=torch.long), None) is not None
@@ -56,7 +60,9 @@ def test_every_convolutional_model_has_a_cached_sampler():
         for n in models.names()
         if getattr(models.get(n).cls, "has_cached_sampler", lambda: False)()
     }
-    assert cached == {"pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "pixelcnn_ae"}
+    assert cached == {
+        "pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "pixelcnn_ae", "row_lstm", "diagonal_bilstm"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("variant", IDS)

@@ -37,6 +37,14 @@ connections each layer's output also reaches the output layers through its own
 Every recurrence advances a whole row or diagonal per step, batched over images
 and positions; there is no loop over pixels.
 
+Cached sampling (:class:`RowLSTMStepper`, :class:`DiagonalBiLSTMStepper`, see
+:mod:`pixelzoo.sampling.steppers`) computes each state once, when its inputs are
+final. Row LSTM: the state-to-state convolution of the previous row once per
+row, the input-to-state convolution and the LSTM update per pixel. Diagonal
+BiLSTM: the left-to-right direction per pixel (its inputs are the pixel above and
+the pixel to the left), the right-to-left one once per row, for the row above
+(it is used one row down, so it needs the whole row, right to left).
+
 NOTE: the paper trains with RMSProp; pixelzoo's trainer uses Adam for every
 likelihood model.
 NOTE: the paper gives no Row LSTM configuration for MNIST; the
@@ -80,6 +88,7 @@ from pixelzoo.nn import (
     skew,
     unskew,
 )
+from pixelzoo.sampling.steppers import Buffer, like_model, pixel_input
 from pixelzoo.utils.settings import setting
 
 # --------------------------------------------------------------------------- layers
@@ -151,6 +160,15 @@ class DiagonalBiLSTM(nn.Module):
             torch.empty(2, 2 * hidden, 4 * hidden).uniform_(-bound, bound)
         )
 
+    def input_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both directions' input-to-state matrices ``[2, 2h + C, 4h]`` (on the layer's
+        input maps and the image; the left-to-right direction reads no image) and biases."""
+        conv = self.input_to_state
+        channels = conv.in_channels
+        weight = conv.masked_weight().view(2, 4 * self.hidden, channels).transpose(1, 2)
+        from_image = torch.stack([torch.zeros_like(self.image_to_state), self.image_to_state])
+        return torch.cat([weight, from_image], dim=1), conv.bias.view(2, 4 * self.hidden)
+
     def forward(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """``x``: the layer's input maps ``[B, 2h, H, W]``; ``image``: ``[B, C, H, W]``."""
         b, channels, rows, width = x.shape
@@ -164,11 +182,8 @@ class DiagonalBiLSTM(nn.Module):
         skewed = skew(torch.stack([inputs, inputs.flip(-1)]))  # (2, B, 2h + C, H, T)
         steps = skewed.shape[-1]
         skewed = skewed.permute(4, 0, 1, 3, 2).reshape(steps, 2, b * rows, -1)
-        conv = self.input_to_state
-        weight = conv.masked_weight().view(2, 4 * hid, channels).transpose(1, 2)
-        from_image = torch.stack([torch.zeros_like(self.image_to_state), self.image_to_state])
-        weight = torch.cat([weight, from_image], dim=1)  # (2, 2h + C, 4h); left: no image
-        gates_in = torch.matmul(skewed, weight) + conv.bias.view(2, 1, 4 * hid)  # (T, 2, B*H, 4h)
+        weight, bias = self.input_weights()
+        gates_in = torch.matmul(skewed, weight) + bias.view(2, 1, 4 * hid)  # (T, 2, B*H, 4h)
 
         h = x.new_zeros(2, b, rows, hid)  # the previous column's states
         c = x.new_zeros(2, b * rows, hid)
@@ -267,6 +282,175 @@ class PixelRNN(AutoregressiveModel):
         return self.output(skipped if self.config.skip else x)  # (B, P, H, W)
 
 
+class PixelRNNStepper:
+    """Cached sampling for both PixelRNNs (see :mod:`pixelzoo.sampling.steppers`).
+
+    At each draw every layer is computed at (i, j) alone, re-run for each colour
+    channel of the pixel: the 7x7 first layer reads its window of the image
+    buffer, each LSTM its own state (:meth:`lstm_at`), the 1x1 layers act on the
+    position. As in PixelCNN's stepper, a feature at (i, j) never depends on the
+    pixel's last sub-pixel (mask A, then mask B), so after the last channel's step
+    every state at (i, j) is final; only the image buffer is updated at commit.
+    """
+
+    def __init__(self, model, x: torch.Tensor):
+        n, c, h, w = x.shape
+        self.model, self.n, self.width = model, n, w
+        like = self.like = like_model(model, x)
+        self.x_buf = Buffer(like, n, c, (h, w), [model.input])
+        self.image_row = like.new_zeros(n, c, w)  # the network's input, row i so far
+
+    def begin_row(self, i: int) -> None:
+        for k, layer in enumerate(self.model.layers):
+            self.lstm_begin_row(k, layer.lstm, i)
+        self.image_row = torch.zeros_like(self.image_row)
+
+    def step(self, x, i, j, need):
+        m = self.model
+        self.x_buf.put(pixel_input(m, x, i, j), i, j)  # the pixel's channels drawn so far
+        t = self.x_buf.conv(m.input, i, j)  # (n, 2h, 1, 1)
+        skipped = 0
+        for k, layer in enumerate(m.layers):
+            t = t + layer.up(self.lstm_at(k, layer.lstm, t, i, j)[:, :, None, None])
+            if m.config.skip:
+                skipped = skipped + m.skips[k](t)
+        return m.output(skipped if m.config.skip else t)[:, :, 0, 0] if need else None
+
+    def commit(self, x, i, j):
+        u = pixel_input(self.model, x, i, j)
+        self.x_buf.put(u, i, j)
+        self.image_row[:, :, j] = u[:, :, 0, 0]
+
+    def lstm_begin_row(self, k: int, lstm, i: int) -> None:
+        raise NotImplementedError
+
+    def lstm_at(self, k: int, lstm, t: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """LSTM ``k``'s output ``[n, h]`` at (i, j) from its input ``t`` ``[n, 2h, 1, 1]`` there."""
+        raise NotImplementedError
+
+
+class RowLSTMStepper(PixelRNNStepper):
+    """The Row LSTM's states: ``h, c`` of the row above and of this row so far, per layer."""
+
+    def __init__(self, model, x):
+        super().__init__(model, x)
+        n, w, hid = self.n, self.width, model.config.hidden
+        h = x.shape[2]
+        self.in_bufs = [
+            Buffer(self.like, n, 2 * hid, (h, w), [layer.lstm.input_to_state])
+            for layer in model.layers
+        ]
+        zeros = lambda: self.like.new_zeros(n, hid, w)  # noqa: E731
+        self.h = [zeros() for _ in model.layers]  # this row's states so far
+        self.c = [zeros() for _ in model.layers]
+        self.c_above = [zeros() for _ in model.layers]
+        self.from_above = [None] * len(model.layers)
+
+    def lstm_begin_row(self, k, lstm, i):
+        # Row i - 1's states are final: their state-to-state convolution, once a row.
+        self.from_above[k] = lstm.state_to_state(self.h[k])  # (n, 4h, W); zeros give 0
+        self.c_above[k] = self.c[k]
+        self.h[k], self.c[k] = torch.zeros_like(self.h[k]), torch.zeros_like(self.c[k])
+
+    def lstm_at(self, k, lstm, t, i, j):
+        buf = self.in_bufs[k]
+        buf.put(t, i, j)
+        gates = buf.conv(lstm.input_to_state, i, j)[:, :, 0, 0] + self.from_above[k][:, :, j]
+        h, c = lstm_update(gates, self.c_above[k][:, :, j], dim=1)
+        self.h[k][:, :, j], self.c[k][:, :, j] = h, c
+        return h
+
+
+class DiagonalBiLSTMStepper(PixelRNNStepper):
+    """The Diagonal BiLSTM's states, per layer and direction.
+
+    Left to right, the state at (i, j) reads the states at (i - 1, j) and (i, j - 1)
+    and is computed at the pixel. Right to left (the flipped map), it reads those at
+    (i - 1, j) and (i, j + 1), and its output is used one row down: row i - 1's is
+    computed whole, right to left, when row i begins, from that row's layer inputs
+    and image. Beside the first pixel of row r >= 1 (column 0, or W - 1 flipped) the
+    skewed map holds padding, whose states do not depend on the image: the
+    recurrence run on zero inputs (:func:`padding_states`).
+    """
+
+    def __init__(self, model, x):
+        super().__init__(model, x)
+        n, w, hid = self.n, self.width, model.config.hidden
+        rows = x.shape[2]
+        layers = len(model.layers)
+        self.weights = [layer.lstm.input_weights() for layer in model.layers]
+        self.padding = [padding_states(layer.lstm, rows) for layer in model.layers]
+        zeros = lambda maps=hid: self.like.new_zeros(n, maps, w)  # noqa: E731
+        self.h_left = [zeros() for _ in range(layers)]  # row i so far (left to right)
+        self.c_left = [zeros() for _ in range(layers)]
+        self.h_left_above = [zeros() for _ in range(layers)]  # row i - 1
+        self.h_right = [zeros() for _ in range(layers)]  # row i - 1 (right to left), used at row i
+        self.inputs = [zeros(2 * hid) for _ in range(layers)]  # layer inputs, row i so far
+        self.image_above = torch.zeros_like(self.image_row)
+
+    def begin_row(self, i):
+        self.image_above = self.image_row  # row i - 1, final (zeros before row 0)
+        super().begin_row(i)
+
+    def _beside(self, k: int, d: int, r: int, h: torch.Tensor, c: torch.Tensor, j: int):
+        """The (h, c) ``[n, h]`` before column j in direction d: the neighbour's, or
+        the padding's beside the row's first pixel."""
+        if 0 <= j < self.width:
+            return h[:, :, j], c[:, :, j]
+        if r == 0:
+            zero = h.new_zeros(h.shape[:2])
+            return zero, zero
+        ph, pc = self.padding[k][r - 1]
+        return ph[d].expand(self.n, -1), pc[d].expand(self.n, -1)
+
+    def _update(self, k, lstm, d, inputs, above, beside):
+        """Direction d's state from its input ``[n, 2h + C]`` and its neighbours'."""
+        weight, bias = self.weights[k]
+        h_beside, c_beside = beside
+        gates = torch.addmm(bias[d], inputs, weight[d])
+        state = torch.cat([above, h_beside], dim=1)  # the pixel above, then the one beside
+        return lstm_update(torch.addmm(gates, state, lstm.state_to_state[d]), c_beside)
+
+    def lstm_begin_row(self, k, lstm, i):
+        r = i - 1  # the row now final
+        if r >= 0:  # right to left over row i - 1, reading row i - 2's states above
+            h, c = torch.zeros_like(self.h_right[k]), torch.zeros_like(self.h_right[k])
+            for j in reversed(range(self.width)):
+                inputs = torch.cat([self.inputs[k][:, :, j], self.image_above[:, :, j]], dim=1)
+                beside = self._beside(k, 1, r, h, c, j + 1)
+                h[:, :, j], c[:, :, j] = self._update(
+                    k, lstm, 1, inputs, self.h_right[k][:, :, j], beside
+                )
+            self.h_right[k] = h
+        self.h_left_above[k] = self.h_left[k]
+        self.h_left[k] = torch.zeros_like(self.h_left[k])
+        self.c_left[k] = torch.zeros_like(self.c_left[k])
+
+    def lstm_at(self, k, lstm, t, i, j):
+        inputs = t[:, :, 0, 0]
+        self.inputs[k][:, :, j] = inputs
+        pixel = torch.cat([inputs, torch.zeros_like(self.image_row[:, :, j])], dim=1)
+        beside = self._beside(k, 0, i, self.h_left[k], self.c_left[k], j - 1)
+        h, c = self._update(k, lstm, 0, pixel, self.h_left_above[k][:, :, j], beside)
+        self.h_left[k][:, :, j], self.c_left[k][:, :, j] = h, c
+        return h + self.h_right[k][:, :, j]  # the right-to-left output, one row down
+
+
+def padding_states(lstm: DiagonalBiLSTM, rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(h, c)``, each ``[2, h]`` (both directions), of the skewed map's padding just
+    before the first pixel of rows 1..H-1. The padding's inputs are zeros, and the
+    padding state t columns before row r's first pixel reads the padding state t - 1
+    both above and beside (zeros before column 0), whatever r: one recurrence."""
+    _, bias = lstm.input_weights()
+    h = c = bias.new_zeros(2, 1, lstm.hidden)
+    out = []
+    for _ in range(rows - 1):
+        state = torch.cat([h, h], dim=-1)
+        h, c = lstm_update(torch.baddbmm(bias[:, None], state, lstm.state_to_state), c)
+        out.append((h[:, 0], c[:, 0]))
+    return out
+
+
 ROW_LSTM_PRESETS = {
     # Small and fast for the 8x8 digits demo.
     "default": dict(hidden=16, layers=2, out_hidden=32),
@@ -303,6 +487,9 @@ class RowLSTMModel(PixelRNN):
             )
         return RowLSTM(channels, hidden, self.config.kernel, groups)
 
+    def cached_stepper(self, x, cond=None):
+        return RowLSTMStepper(self, x)
+
 
 @register("diagonal_bilstm", config=PixelRNNConfig, presets=DIAGONAL_BILSTM_PRESETS)
 class DiagonalBiLSTMModel(PixelRNN):
@@ -310,3 +497,6 @@ class DiagonalBiLSTMModel(PixelRNN):
 
     def make_lstm(self, channels, hidden, groups):
         return DiagonalBiLSTM(channels, hidden, groups)
+
+    def cached_stepper(self, x, cond=None):
+        return DiagonalBiLSTMStepper(self, x)
