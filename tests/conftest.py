@@ -47,3 +47,17 @@ def bmnist_dir() -> Path:
 @pytest.fixture
 def mnist_dir() -> Path:
     return shared("mnist")
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory):
+    """A random Inception-v3 saved the way pytorch-fid's file is (a plain state dict): the
+    network and the file's path (the real weights are never downloaded by the tests)."""
+    from pixelzoo.evaluation.inception import WEIGHTS_NAME, InceptionV3
+
+    torch.manual_seed(0)
+    net = InceptionV3().eval()
+    path = tmp_path_factory.mktemp("inception") / WEIGHTS_NAME
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, path)
+    return net, path

@@ -12,14 +12,8 @@ from pixelzoo.evaluation.inception import WEIGHTS_NAME, InceptionV3, load_incept
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """A random Inception-v3 saved the way pytorch-fid's file is: a plain state dict."""
-    torch.manual_seed(0)
-    net = InceptionV3().eval()
-    path = tmp_path_factory.mktemp("inc") / WEIGHTS_NAME
-    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    torch.save(state, path)
-    return net, path
+def weights(inception_weights):
+    return inception_weights
 
 
 def test_the_architecture_has_the_graphs_parameter_count():

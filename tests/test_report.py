@@ -237,6 +237,43 @@ def test_compare_cli_writes_the_report(runs, tmp_path, capsys):
     assert rec["ais_nats"] is None and rec["fid"] is None and rec["nats_kind"] == "bound"
 
 
+def test_inception_beside_the_evaluator_adds_its_own_labelled_table(
+    runs, inception_weights, tmp_path, capsys
+):
+    from pixelzoo.evaluation import feature_metrics
+    from pixelzoo.report.measure import first_images
+    from pixelzoo.runs import Run
+
+    net, path = inception_weights
+    out = tmp_path / "r"
+    argv = ["compare", str(runs / "dcgan"), "--evaluator", str(runs / "evaluator"), "--inception",
+            str(path), "--no-ais", "--samples", "16", "--compress-images", "0", "--bootstrap", "20",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "| model | samples | Inception FID | Inception KID | Inception IS |" in (
+        capsys.readouterr().out
+    )
+    data, dcgan = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    # The evaluator still gives every feature metric; Inception adds its own three.
+    for rec in (data, dcgan):
+        assert rec["fid"] is not None and rec["precision"] is not None
+        for key in ("inception_fid", "inception_kid", "inception_is"):
+            low, high = rec[f"{key}_ci"]
+            assert low <= rec[key] <= high
+        assert rec["inception_fid"] != pytest.approx(rec["fid"])
+    # The data row's Inception FID is Inception-v3's FID of these very images.
+    run = Run(runs / "dcgan")
+    test, train = (first_images(run.load_split(s), 16) for s in ("test", "train"))
+    direct = feature_metrics(net, test, train, run.levels, reps=20)
+    assert data["inception_fid"] == pytest.approx(direct["fid"].value, rel=1e-4)
+    assert data["inception_is"] == pytest.approx(direct["inception_score"].value, rel=1e-4)
+    md = (out / "report.md").read_text()
+    assert "Inception-v3 (" + path.name + ")" in md and "Inception FID/KID/IS" in md
+    assert "<h2>Inception-v3 features (the published kind of FID/IS)</h2>" in (
+        (out / "report.html").read_text()
+    )
+
+
 @pytest.mark.slow
 def test_compare_quick_on_the_digits(tmp_path):
     assert main(["compare", "--quick", "--no-progress", "--out", str(tmp_path / "q")]) == 0

@@ -111,7 +111,9 @@ def compare(
     report (default: their folders' names, made unique). The feature network of
     FID / KID / IS is the evaluator classifier in ``evaluator_dir`` (digit-like data;
     it also counts modes) or Inception-v3 with the weights file ``inception``
-    (natural images); with neither, those metrics are left out.
+    (natural images); given both, the evaluator's features give every feature metric
+    and Inception-v3 adds its own FID, KID and IS (a table of their own, labelled);
+    with neither, those metrics are left out.
     """
     cfg = cfg or MeasureConfig()
     cfg.ais_config.validate()
@@ -120,23 +122,23 @@ def compare(
     runs = [Run(r) for r in run_dirs]
     data = check_comparable(runs)
     names = run_labels(runs, labels)
-    evaluator = None
-    if evaluator_dir is not None and inception is not None:
-        raise InputError("give one feature network: --evaluator or --inception, not both")
+    evaluator = beside = None
+    if inception is not None:
+        from pixelzoo.evaluation.inception import load_inception
+
+        beside = load_inception(inception, cfg.device)
     if evaluator_dir is not None:
         evaluator = load_evaluator(evaluator_dir, cfg.device)
         _check_evaluator(evaluator, data)
-    elif inception is not None:
-        from pixelzoo.evaluation.inception import load_inception
-
-        evaluator = load_inception(inception, cfg.device)
+    else:  # Inception alone is the feature network of every feature metric
+        evaluator, beside = beside, None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(runs) + 1, desc="compare", unit="run", disable=not progress)
     say = bar.set_postfix_str
     torch.manual_seed(cfg.seed)
     say("reference images")
-    reference = Reference.of(runs[0], evaluator, cfg)
+    reference = Reference.of(runs[0], evaluator, cfg, inception=beside)
     records = [
         measure_data(runs[0], out, evaluator, cfg, reference=reference, name=file_stem(0, "data"))
     ]
@@ -164,6 +166,11 @@ def compare(
     ac = cfg.ais_config
     where = (
         _evaluator_summary(evaluator_dir, out)
+        + (
+            f"; Inception FID/KID/IS with Inception-v3 ({Path(inception).name})"
+            if inception
+            else ""
+        )
         if evaluator_dir
         else f"Inception-v3 ({Path(inception).name}); no modes"
         if inception
@@ -202,10 +209,17 @@ def compare(
         (
             "FID, KID and IS use Inception-v3's 2048 pool features and its 1008 logits without the final "
             "bias (as the original Inception Score code; pytorch-fid's resize)."
-            if inception
+            if inception and not evaluator_dir
             else "FID, KID, IS, precision/recall/density/coverage and memorization use the evaluator's "
             "features and class probabilities, not Inception-v3: they rank models on this data but are not "
             "comparable with published Inception numbers."
+            + (
+                " The Inception table's FID, KID and IS use Inception-v3's 2048 pool features and its "
+                "1008 logits without the final bias (as the original Inception Score code; pytorch-fid's "
+                "resize of the images to 299x299): the published kind of figure."
+                if inception
+                else ""
+            )
         )
         + " KID is unbiased; FID is biased upward at small sample sizes (compare it against the real "
         "held-out images' FID at the same size). IS: one split over all samples.",

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from pixelzoo import codec
 from pixelzoo.data.images import save_grid, save_npz
@@ -61,6 +62,7 @@ from pixelzoo.runs import Run
 INTERVAL_KEYS = (
     "nats", "ais_nats", "fid", "kid", "inception_score", "precision", "recall", "density",
     "coverage", "memorized", "ms_ssim", "swd", "modes", "kl_to_uniform",
+    "inception_fid", "inception_kid", "inception_is",
 )  # fmt: skip
 # The keys of every record, in the order of metrics.jsonl (null where a metric does not apply).
 KEYS = (
@@ -69,7 +71,8 @@ KEYS = (
     "nll_images", "iwae_nats", "iwae_nats_ci", "ais_nats", "ais_nats_ci", "ais_images",
     "ais_steps", "ais_chain_spread", "bdmc_gap", "bdmc_target", "ais_loose",
     "fid", "fid_ci", "kid", "kid_ci", "inception_score", "inception_score_ci",
-    "precision", "precision_ci", "recall", "recall_ci", "density", "density_ci",
+    "inception_fid", "inception_fid_ci", "inception_kid", "inception_kid_ci",
+    "inception_is", "inception_is_ci", "precision", "precision_ci", "recall", "recall_ci", "density", "density_ci",
     "coverage", "coverage_ci", "memorized", "memorized_ci", "exact_copies",
     "ms_ssim", "ms_ssim_ci", "swd", "swd_ci", "modes", "modes_ci", "num_modes",
     "kl_to_uniform", "kl_to_uniform_ci", "closest_pair",
@@ -187,6 +190,8 @@ class Reference:
         test_set, train_set: their feature sets (None without a feature network).
         train_all: features of the whole training split (for memorization), and
         train_images: its images (for exact copies).
+        inception, inception_test: Inception-v3 when it is measured beside the
+            evaluator, and the reference images' features in it.
     """
 
     test: torch.Tensor
@@ -197,9 +202,13 @@ class Reference:
     train_all: FeatureSet | None = None
     train_images: torch.Tensor | None = None
     memo_test: FeatureSet | None = None
+    inception: nn.Module | None = None
+    inception_test: FeatureSet | None = None
 
     @classmethod
-    def of(cls, run: Run, evaluator, cfg: MeasureConfig) -> Reference:
+    def of(cls, run: Run, evaluator, cfg: MeasureConfig, inception=None) -> Reference:
+        """The reference of ``run``'s data; ``inception``: a second feature network
+        (Inception-v3 beside the evaluator), for FID/KID/IS only."""
         train_ds, test_ds = run.load_split("train"), run.load_split("test")
         test, train_all = first_images(test_ds, cfg.samples), first_images(train_ds)
         train = train_all[: len(test)]
@@ -213,6 +222,8 @@ class Reference:
             ref.train_images = train_all
             # Held-out distances to the training set: the whole test split.
             ref.memo_test = extract(evaluator, first_images(test_ds), ref.levels)
+        if inception is not None:
+            ref.inception, ref.inception_test = inception, extract(inception, test, ref.levels)
         return ref
 
     def cut(self, n: int) -> Reference:
@@ -221,7 +232,8 @@ class Reference:
             return self
         sub = lambda s: None if s is None else FeatureSet(s.features[:n], s.probs[:n])  # noqa: E731
         return dataclasses.replace(self, test=self.test[:n], train=self.train[:n],
-                                   test_set=sub(self.test_set), train_set=sub(self.train_set))  # fmt: skip
+                                   test_set=sub(self.test_set), train_set=sub(self.train_set),
+                                   inception_test=sub(self.inception_test))  # fmt: skip
 
 
 def _modes(evaluator, fake: torch.Tensor, levels: int, reps: int, seed: int) -> dict:
@@ -284,6 +296,14 @@ def sample_metrics(
             top, bottom = fake[closest], ref.train_images[index[closest]]
             save_grid(torch.cat([top, bottom.long()]), levels, out / rec["train_pairs_image"],
                       nrow=len(closest))  # fmt: skip
+    if ref.inception is not None:  # Inception-v3 beside the evaluator: its FID, KID and IS
+        fm = feature_metrics(
+            ref.inception, ref.test, fake, levels, reps=cfg.bootstrap, seed=seed,
+            real_set=ref.inception_test,
+        )  # fmt: skip
+        for key, theirs in (("inception_fid", "fid"), ("inception_kid", "kid"),
+                            ("inception_is", "inception_score")):  # fmt: skip
+            _put(rec, key, fm[theirs])
     if hasattr(evaluator, "spec"):  # a classifier of the data's classes (not Inception): modes
         modes = _modes(evaluator, fake, levels, cfg.bootstrap, seed)
         _put(rec, "modes", modes["modes"])

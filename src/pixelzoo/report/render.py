@@ -147,7 +147,23 @@ SAMPLE_COLUMNS = [
     ("modes", _modes),
     ("closest pair", lambda r: fmt(r["closest_pair"])),
 ]
-COLUMNS = LIKELIHOOD_COLUMNS + SAMPLE_COLUMNS[1:]  # every heading, for readers of one list
+# Inception-v3 beside the evaluator (compare --evaluator E --inception FILE): its own table.
+INCEPTION_COLUMNS = [
+    ("model", lambda r: r["label"]),
+    ("samples", lambda r: fmt(r["samples"])),
+    ("Inception FID", _est("inception_fid")),
+    ("Inception KID", _est("inception_kid")),
+    ("Inception IS", _est("inception_is")),
+]
+COLUMNS = LIKELIHOOD_COLUMNS + SAMPLE_COLUMNS[1:] + INCEPTION_COLUMNS[2:]  # every heading
+
+
+def tables(records: list[dict]) -> list[tuple[str, list]]:
+    """The report's tables, (heading, columns): the Inception one only when it was measured."""
+    out = [("Likelihood and cost", LIKELIHOOD_COLUMNS), ("Samples", SAMPLE_COLUMNS)]
+    if any(r.get("inception_fid") is not None for r in records):
+        out.append(("Inception-v3 features (the published kind of FID/IS)", INCEPTION_COLUMNS))
+    return out
 
 
 def table_rows(records: list[dict], columns=COLUMNS) -> list[list[str]]:
@@ -166,9 +182,8 @@ def md_escape(text: str) -> str:
 
 def markdown_table(records: list[dict], columns=None) -> str:
     """The report's tables as Markdown (what the CLI prints after a comparison)."""
-    tables = [LIKELIHOOD_COLUMNS, SAMPLE_COLUMNS] if columns is None else [columns]
     out = []
-    for cols in tables:
+    for cols in [c for _, c in tables(records)] if columns is None else [columns]:
         head = [h for h, _ in cols]
         lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         lines += [
@@ -327,8 +342,7 @@ figcaption {{ text-align: center; font-size: 0.85em; }}
 </style></head><body>
 <h1>{e(meta["title"])}</h1>
 {"".join(f"<p>{e(line)}</p>" for line in meta.get("lines", []))}
-<h2>Likelihood and cost</h2>{html_table(LIKELIHOOD_COLUMNS)}
-<h2>Samples</h2>{html_table(SAMPLE_COLUMNS)}
+{"".join(f"<h2>{e(heading)}</h2>{html_table(cols)}" for heading, cols in tables(records))}
 <h2>Reading</h2><ul>{"".join(f"<li>{e(w)}</li>" for w in words)}</ul>
 <h2>Notes</h2><ul>{"".join(f"<li>{e(n)}</li>" for n in notes)}</ul>
 <h2>Training curves</h2><img src="curves.png" alt="validation NLL and training loss against training time">
