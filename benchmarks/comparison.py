@@ -123,7 +123,23 @@ def main() -> None:
     p.add_argument("--ais-chains", type=int, default=4)
     p.add_argument("--ais-target-gap", type=float, default=1.0)
     p.add_argument("--ais-max-steps", type=int, default=16_000)
+    p.add_argument(
+        "--compress-images", type=int, default=100,
+        help="test images each autoregressive model compresses into a real file (0: none)",
+    )  # fmt: skip
     p.add_argument("--evaluator-epochs", type=int, default=None)
+    p.add_argument(
+        "--evaluator-minutes", type=float, default=None,
+        help="also stop the evaluator's training after this many minutes",
+    )  # fmt: skip
+    p.add_argument(
+        "--inception", default=None, metavar="FILE",
+        help="Inception-v3 weights: the report adds Inception FID/KID/IS to the evaluator's",
+    )  # fmt: skip
+    p.add_argument(
+        "--note", action="append", default=[],
+        help="a sentence for the report's notes (e.g. what else ran on the machine)",
+    )  # fmt: skip
     p.add_argument("--only", default=None, help="comma-separated run names (default: all)")
     p.add_argument(
         "--train-only", action="store_true", help="train (or finish) the runs, then stop"
@@ -166,6 +182,7 @@ def main() -> None:
             EvaluatorTraining(
                 data=setup.evaluator_data, data_dir=str(data / setup.evaluator_folder),
                 data_options=setup.evaluator_options, epochs=args.evaluator_epochs,
+                minutes=args.evaluator_minutes,
             ),
             evaluator, progress=not args.no_progress,
         )  # fmt: skip
@@ -177,6 +194,7 @@ def main() -> None:
         ais_config=AISConfig(steps=args.ais_steps, chains=args.ais_chains, leapfrog=5),
         ais_target_gap=args.ais_target_gap, ais_max_steps=args.ais_max_steps,
         sample_cache=Path(args.sample_cache) if args.sample_cache else None,
+        compress_images=args.compress_images,
     )  # fmt: skip
     t0 = time.time()
     threads = torch.get_num_threads()
@@ -190,10 +208,10 @@ def main() -> None:
         f"timings) with {threads} thread(s)."
     )
     result = compare(
-        [runs / r[0] for r in chosen], out, evaluator_dir=evaluator, cfg=cfg,
-        progress=not args.no_progress,
+        [runs / r[0] for r in chosen], out, evaluator_dir=evaluator, inception=args.inception,
+        cfg=cfg, progress=not args.no_progress,
         title=f"pixelzoo comparison: {setup.title} at an equal CPU budget",
-        notes=[note] + ([setup.caveat] if setup.caveat else []),
+        notes=[note] + ([setup.caveat] if setup.caveat else []) + args.note,
     )  # fmt: skip
     print(
         json.dumps(

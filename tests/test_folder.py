@@ -15,6 +15,7 @@ from PIL import Image
 from pixelzoo import data
 from pixelzoo.data import folder as folder_mod
 from pixelzoo.errors import DataError
+from pixelzoo.evaluation.classifier import load_evaluator
 from pixelzoo.runs import Run
 
 
@@ -181,4 +182,13 @@ def test_an_evaluator_on_a_labelled_colour_folder_is_augmented(tmp_path):
     assert "test accuracy" in out.stdout
     spec = Run(run).evaluator_spec
     assert spec["augment"] is True and spec["width"] == 4 and spec["classes"] == 3
+    assert spec["batchnorm"] is True  # colour: batch norm after every convolution
     assert Run(run).classes == ("airplane", "bird", "cat")
+    # Loaded as it was trained: the batch norm's running statistics come back with the
+    # weights, and features are those of eval mode, whatever else is in the batch.
+    net = load_evaluator(run)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 6
+    assert int(net.body[1].num_batches_tracked) > 0
+    x = torch.randint(0, 256, (5, 3, 8, 8))
+    u = x.float() / 127.5 - 1
+    assert torch.allclose(net(u)[:2], net(u[:2]), atol=1e-5)

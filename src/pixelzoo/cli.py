@@ -9,11 +9,14 @@
     pixelzoo complete RUN --data NAME --rows 14 -n 8 --out c.png
     pixelzoo compress RUN [IMAGE.png ...] --out F.pzc          lossless code from the likelihood
     pixelzoo decompress RUN F.pzc --out DIR|F.npz             ... and back, bit for bit
+    pixelzoo export RUN --out DIR                             a pretrained folder with a model card
     pixelzoo receptive-field [MODEL|RUN ...] --out rf.png     receptive fields by gradients
     pixelzoo train-evaluator --data mnist --out EVAL          the classifier behind FID and modes
     pixelzoo compare RUN... --evaluator EVAL --out REPORT     the comparison report (--quick: all on digits)
     pixelzoo models | datasets | settings MODEL               what is available
 
+RUN is a run folder, a pretrained folder (pixelzoo export), pretrained:NAME (shipped
+weights: pixelzoo models lists them) or a Hugging Face Hub id OWNER/REPO.
 Errors caused by input are printed as one sentence ("error: ..."), exit status 2.
 Heavy modules (torch) are imported inside main, with Ctrl-C held until they are loaded, so
 that an interrupt at any moment is an ordinary interruption (one line, exit status 130).
@@ -210,8 +213,11 @@ def cmd_train_evaluator(args) -> int:
         data_dir=args.data_dir,
         data_options=options,
         epochs=args.epochs,
+        minutes=args.minutes,
         width=args.width,
         augment=args.augment,
+        batchnorm=args.batchnorm,
+        amp=args.amp,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
@@ -275,9 +281,9 @@ def _device(args) -> str:
 
 def cmd_evaluate(args) -> int:
     from pixelzoo.evaluation.nll import describe_nll, evaluate_nll
-    from pixelzoo.runs import Run
+    from pixelzoo.runs.pretrained import open_run
 
-    run = Run(args.run)
+    run = open_run(args.run)
     model = run.load_model(args.checkpoint, _device(args))
     split = run.load_split(args.split, args.data_dir)
     result = evaluate_nll(model, split, args.batch_size, progress=not args.json)
@@ -308,9 +314,9 @@ def cmd_sample(args) -> int:
     import torch
 
     from pixelzoo.data.images import save_grid, save_npz, save_png_folder
-    from pixelzoo.runs import Run
+    from pixelzoo.runs.pretrained import open_run
 
-    run = Run(args.run)
+    run = open_run(args.run)
     model = run.load_model(args.checkpoint, _device(args))
     cond = model.sample_cond(args.n, run.class_index(args.class_))
     g = torch.Generator().manual_seed(args.seed)
@@ -338,13 +344,13 @@ def cmd_compress(args) -> int:
     from pixelzoo import codec
     from pixelzoo.data.images import load_images
     from pixelzoo.errors import InputError
-    from pixelzoo.runs import Run
+    from pixelzoo.runs.pretrained import open_run
     from pixelzoo.utils.io import atomic_write_bytes
 
     if args.images:
         if args.data is not None:
             raise InputError("give image files or --data, not both")
-        run = Run(args.run)
+        run = open_run(args.run)
         model = run.load_model(args.checkpoint, _device(args))
         x = load_images(args.images, model.image_shape, model.levels)
         labels = None
@@ -378,7 +384,7 @@ def cmd_decompress(args) -> int:
     from pixelzoo import codec
     from pixelzoo.data.images import save_npz, save_png_folder
     from pixelzoo.errors import InputError
-    from pixelzoo.runs import Run
+    from pixelzoo.runs.pretrained import open_run
 
     path = Path(args.file)
     try:
@@ -387,7 +393,7 @@ def cmd_decompress(args) -> int:
         raise InputError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder; give a .pzc file") from None
-    model = Run(args.run).load_model(args.checkpoint, _device(args))
+    model = open_run(args.run).load_model(args.checkpoint, _device(args))
     x, labels = codec.decode(model, data, progress=not args.no_progress, source=str(path))
     if str(args.out).endswith(".npz"):
         save_npz(x, model.levels, args.out)
@@ -406,9 +412,9 @@ def cmd_decompress(args) -> int:
 def _run_split(args):
     """The run's model and split ``args.split`` of its dataset (or of ``args.data``), checked."""
     from pixelzoo.errors import ConfigError
-    from pixelzoo.runs import Run
+    from pixelzoo.runs.pretrained import open_run
 
-    run = Run(args.run)
+    run = open_run(args.run)
     model = run.load_model(args.checkpoint, _device(args))
     split = run.load_split(args.split, args.data_dir, dataset=args.data)
     if tuple(split.image_shape) != tuple(model.image_shape) or split.levels != model.levels:
@@ -491,8 +497,27 @@ def cmd_receptive_field(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pixelzoo.evaluation.nll import describe_nll, evaluate_nll
+    from pixelzoo.runs.pretrained import export, open_run
+
+    run = open_run(args.run)
+    measured = None
+    if not args.no_measure:
+        model = run.load_model(args.checkpoint, _device(args))
+        if model.nats_kind in ("exact", "bound"):
+            split = run.load_split("test", args.data_dir)
+            measured = evaluate_nll(model, split, args.batch_size, progress=not args.no_progress)
+            print(describe_nll(measured, model), file=sys.stderr)
+    out = export(run.path, args.out, which=args.checkpoint, measured=measured)
+    print(f"exported {run.path} ({args.checkpoint} checkpoint) to {out}/ "
+          "(config.json, model.safetensors, README.md)")  # fmt: skip
+    return 0
+
+
 def cmd_models(args) -> int:
     from pixelzoo import models
+    from pixelzoo.models.pretrained import shipped
 
     for name in models.names():
         entry = models.get(name)
@@ -500,6 +525,11 @@ def cmd_models(args) -> int:
         print(f"{name:16s} {entry.summary}{' [cached sampler]' if cached else ''}")
         for preset, values in entry.presets.items():
             print(f"    preset {preset:22s} {values}")
+    found = shipped()
+    if found:
+        print("\npretrained (pixelzoo sample pretrained:NAME -n 16 --out s.png):")
+        for name in found:
+            print(f"    pretrained:{name}")
     print("\nsettings of a model and of training: pixelzoo settings MODEL")
     return 0
 
@@ -665,19 +695,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=positive_int,
         default=None,
-        help="training epochs (default: 40 on digits, 20 on colour images, else 4)",
+        help="training epochs (default: 40 on digits, 12 on colour images, else 4)",
     )
     v.add_argument(
-        "--width",
-        type=positive_int,
+        "--minutes",
+        type=positive_float,
         default=None,
-        help="maps of the first of three stages (default: 64 on colour images, else 32)",
+        help="also stop after this many minutes of training (default: no limit)",
+    )
+    v.add_argument(
+        "--width", type=positive_int, default=None, help="maps of the first of three stages (32)"
     )
     v.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="random flips and shifts while training (default: on for colour images)",
+    )
+    v.add_argument(
+        "--batchnorm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch norm after every convolution (default: on for colour images)",
+    )
+    v.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 autocast while training (default: on for colour images where "
+        "bfloat16 is fast: CUDA or an AVX512-BF16 CPU)",
     )
     v.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
     v.add_argument(
@@ -724,7 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--inception",
         default=None,
         metavar="FILE",
-        help="FID's Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth), for natural images",
+        help="FID's Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth), for natural "
+        "images: with --evaluator too, the report adds Inception FID/KID/IS to the evaluator's",
     )
     cp.add_argument(
         "--samples", type=positive_int, default=1000, help="images for the sample metrics"
@@ -778,7 +825,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=cmd_compare)
 
     def run_args(q):
-        q.add_argument("run", metavar="RUN_DIR")
+        q.add_argument(
+            "run", metavar="RUN", help="a run folder, a pretrained folder, pretrained:NAME or a "
+            "Hugging Face Hub id OWNER/REPO",
+        )  # fmt: skip
         q.add_argument(
             "--checkpoint",
             default="best",
@@ -786,6 +836,22 @@ def build_parser() -> argparse.ArgumentParser:
             help="which checkpoint's weights",
         )
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+    x = sub.add_parser(
+        "export", formatter_class=fmt,
+        help="write a run as a pretrained folder (config.json, model.safetensors, model card)",
+    )  # fmt: skip
+    run_args(x)
+    x.add_argument("--out", required=True, help="the folder to write")
+    x.add_argument(
+        "--no-measure", action="store_true", help="do not measure the test NLL for the model card"
+    )
+    x.add_argument(
+        "--data-dir", default=None, help="folder holding the dataset files (default: the run's)"
+    )
+    x.add_argument("--batch-size", type=positive_int, default=256, help="images per batch")
+    x.add_argument("--no-progress", action="store_true", help="no progress bar")
+    x.set_defaults(func=cmd_export)
 
     e = sub.add_parser("evaluate", help="exact test NLL of a run", formatter_class=fmt)
     run_args(e)

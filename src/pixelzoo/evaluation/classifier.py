@@ -17,10 +17,13 @@ same trainer (:mod:`pixelzoo.training.evaluator`)::
 Network: three stages of two 3x3 convolutions (width, 2 width, 4 width maps) with
 2x2 max pooling between them, a ``features``-wide ReLU layer on the flattened
 maps - the feature vector of FID/KID - then dropout and the class logits (the
-Inception Score's ``p(y | x)``). No batch norm, so a feature vector depends on its
-image alone, never on the batch it was computed in. For natural colour images
-(``augment``) training sees random flips and shifts of each image, as CIFAR-10
-classifiers do; digits are not augmented (a flipped 2 is no 2).
+Inception Score's ``p(y | x)``). For natural colour images (``augment``) training
+sees random flips and shifts of each image, as CIFAR-10 classifiers do; digits are
+not augmented (a flipped 2 is no 2). The colour evaluator also has batch norm after
+every convolution (``batchnorm``): with it a 32-wide network reaches CIFAR-10-like
+accuracy in a CPU budget of minutes, where the plain one needs hours. Features are
+only ever computed in eval mode, with the running statistics, so a feature vector
+depends on its image alone, never on the batch it was computed in.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class EvaluatorSpec:
     features: int = 128
     dropout: float = 0.3
     augment: bool = False
+    batchnorm: bool = False  # False for evaluators saved before it existed
 
 
 def augment(u: torch.Tensor, shift: int = 4) -> torch.Tensor:
@@ -89,13 +93,12 @@ class DigitClassifier(nn.Module):
             maps = spec.width * 2**stage
             if stage:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
-            layers += [
-                nn.Conv2d(in_maps, maps, 3, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(maps, maps, 3, padding=1),
-                nn.ReLU(),
-            ]
-            in_maps = maps
+            for _ in range(2):
+                layers.append(nn.Conv2d(in_maps, maps, 3, padding=1, bias=not spec.batchnorm))
+                if spec.batchnorm:
+                    layers.append(nn.BatchNorm2d(maps))
+                layers.append(nn.ReLU())
+                in_maps = maps
         self.body = nn.Sequential(*layers)
         side = (-(-h // 4), -(-w // 4))  # two ceil-mode 2x2 pools
         self.embed = nn.Linear(in_maps * side[0] * side[1], spec.features)

@@ -109,6 +109,14 @@ class GenerativeModel(nn.Module):
             "config": dataclasses.asdict(self.config),
         }
 
+    def save_pretrained(self, out, *, record: dict | None = None, card: str | None = None):
+        """Save into folder ``out`` in the model-repository layout (config.json,
+        model.safetensors, a README.md model card), which ``pixelzoo.from_pretrained``
+        loads back; see :mod:`pixelzoo.models.pretrained`."""
+        from pixelzoo.models.pretrained import save_pretrained
+
+        return save_pretrained(self, out, record=record, card=card)
+
     def check_images(self, x) -> None:
         """Raise :class:`InputError` unless ``x`` is a valid batch of images for this model."""
         name = self.registry_name

@@ -8,6 +8,10 @@ A run folder holds a trained generative model or an evaluator classifier::
     RUN/samples/, tb/    sample grids and TensorBoard scalars
     RUN/.lock            held by the process training in it (runs/lock.py)
 
+A pretrained folder (:mod:`pixelzoo.models.pretrained`: config.json with a
+"pretrained" object, model.safetensors, README.md) is read as a run with one set
+of weights and no checkpoints; its training settings are optional.
+
 Every reader of a run (evaluate, sample, compare, the trainer's resume) goes
 through :class:`Run`, so the file is parsed and checked in one place, and a
 malformed one is one sentence naming what is wrong.
@@ -19,9 +23,13 @@ import json
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
 from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import CheckpointError, ConfigError
+from pixelzoo.models.pretrained import WEIGHTS, weights_digest
 from pixelzoo.runs.checkpoint import Checkpoints, load_weights
 from pixelzoo.runs.metrics import read_metrics
 from pixelzoo.utils.io import read_json
@@ -56,13 +64,16 @@ class Run:
             raise bad("it is not a JSON object")
         if cfg.get("kind", "model") not in KINDS:
             raise bad(f"kind must be one of {', '.join(KINDS)}, got {cfg.get('kind')!r}")
-        train = cfg.get("train")
+        if not isinstance(cfg.get("pretrained", {}), dict):
+            raise bad("'pretrained' must be an object")
+        train = cfg.get("train", {} if self.is_pretrained else None)
         if not isinstance(train, dict):
             raise bad("it has no 'train' settings")
-        if not isinstance(train.get("data"), str):
-            raise bad("'train.data' must name a dataset")
-        if not _is_int(train.get("batch_size")) or train["batch_size"] < 1:
-            raise bad("'train.batch_size' must be a positive integer")
+        if train or not self.is_pretrained:  # a pretrained folder may record no training
+            if not isinstance(train.get("data"), str):
+                raise bad("'train.data' must name a dataset")
+            if not _is_int(train.get("batch_size")) or train["batch_size"] < 1:
+                raise bad("'train.batch_size' must be a positive integer")
         if not isinstance(train.get("data_dir"), (str, type(None))):
             raise bad("'train.data_dir' must be a folder name or null")
         if not isinstance(train.get("data_options") or {}, dict):
@@ -90,6 +101,11 @@ class Run:
         return self.config.get("kind", "model")
 
     @property
+    def is_pretrained(self) -> bool:
+        """Whether this is a pretrained folder (weights in model.safetensors, no checkpoints)."""
+        return "pretrained" in self.config
+
+    @property
     def run_id(self) -> str | None:
         return self.config.get("run_id")
 
@@ -99,8 +115,9 @@ class Run:
 
     @property
     def train(self) -> dict:
-        """The saved training settings (``TrainConfig`` as a dict)."""
-        return self.config["train"]
+        """The saved training settings (``TrainConfig`` as a dict; empty for a pretrained
+        folder saved without a run)."""
+        return self.config.get("train") or {}
 
     @property
     def model_spec(self) -> dict:
@@ -131,8 +148,8 @@ class Run:
         return self.config["evaluator" if self.kind == "evaluator" else "model"]["levels"]
 
     @property
-    def data_name(self) -> str:
-        return self.train["data"]
+    def data_name(self) -> str | None:
+        return self.train.get("data")
 
     @property
     def data_dir(self) -> str | None:
@@ -195,7 +212,7 @@ class Run:
         valid = [r for r in records if r.get("split") == "valid" and "nats" in r]
         seconds = max((r.get("train_seconds") or 0.0 for r in records), default=0.0)
         steps = max((r["step"] for r in train), default=0)
-        batch = self.train["batch_size"]
+        batch = self.train.get("batch_size") or 0
         return {
             "steps": steps,
             "train_seconds": seconds or None,
@@ -206,23 +223,41 @@ class Run:
 
     def weights(self, which: str = "best") -> dict:
         """The model weights of checkpoint ``which`` ("best" falls back to "last" when no
-        checkpoint was ever a best, as in a GAN run)."""
+        checkpoint was ever a best, as in a GAN run). A pretrained folder has one set of
+        weights, model.safetensors, checked against the SHA-256 its config records."""
+        if self.is_pretrained:
+            return self._pretrained_weights()
         ckpts = self.checkpoints
         if which == "best" and ckpts.resolve("best") is None:
             which = "last"
         weights, _, _ = ckpts.load(which, with_state=False)
         return weights
 
+    def _pretrained_weights(self) -> dict:
+        path = self.path / WEIGHTS
+        if not path.is_file():
+            raise CheckpointError(f"pretrained folder {self.path} has no {WEIGHTS}")
+        expected = self.config["pretrained"].get("weights_sha256")
+        if expected is not None and weights_digest(path) != expected:
+            raise CheckpointError(f"{path} is corrupt (SHA-256 mismatch with its config.json)")
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path} cannot be read ({e})") from None
+
     def load_model(self, which: str = "best", device: str = "cpu"):
         """The run's model with the weights of checkpoint ``which``, in eval mode."""
         spec = self.model_spec
         model = models.build(spec["name"], spec["image_shape"], spec["levels"], **spec["config"])
-        load_weights(model, self.weights(which), self.checkpoints.root)
+        where = self.path if self.is_pretrained else self.checkpoints.root
+        load_weights(model, self.weights(which), where)
         return model.to(device).eval()
 
     def load_split(self, split: str, data_dir=None, dataset: str | None = None):
         """Split ``split`` of the run's dataset (or of ``dataset``, with the run's options)."""
         name = dataset or self.data_name
+        if name is None:
+            raise ConfigError(f"{self.path} records no dataset; name one with --data")
         opts = self.data_options if name == self.data_name else {}
         return datasets.load(name, split, data_dir or self.data_dir, **opts)
 

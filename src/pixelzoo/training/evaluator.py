@@ -26,7 +26,18 @@ from pixelzoo.evaluation.classifier import DigitClassifier, EvaluatorSpec, accur
 from pixelzoo.runs.checkpoint import load_weights
 from pixelzoo.training.config import TrainConfig
 from pixelzoo.training.launch import data_record, launch
-from pixelzoo.training.trainer import Trainer
+from pixelzoo.training.trainer import Trainer, resolve_device
+
+# Epochs of the colour evaluator: measured on cifar10-jpeg (see the README), the
+# most that fit a CPU budget of about 15 minutes on 2 cores.
+COLOUR_EPOCHS = 12
+
+
+def fast_bfloat16(device: str) -> bool:
+    """Whether bfloat16 autocast speeds up training on ``device`` (CUDA, or an AVX512-BF16 CPU)."""
+    if torch.device(resolve_device(device)).type == "cuda":
+        return True
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 @dataclass
@@ -37,10 +48,18 @@ class EvaluatorTraining:
         data: a labelled dataset (digits, mnist, ...).
         data_dir: the folder holding its files (None: the download cache).
         data_options: dataset options, e.g. {"binarize": "dynamic"}.
-        epochs: training epochs; None: 40 on the digits, 20 on colour images, else 4.
-        width: maps of the first stage (then 2x and 4x); None: 64 on colour images, else 32.
+        epochs: training epochs; None: 40 on the digits, COLOUR_EPOCHS on colour
+            images, else 4.
+        minutes: also stop after this many minutes of training (the cosine schedule
+            is planned over the epochs, so a run cut short ends above the lowest
+            learning rate); None: no time limit.
+        width: maps of the first stage (then 2x and 4x); None: 32.
         augment: random flips and shifts while training; None: on for colour images
             (3 channels), off for grey digits.
+        batchnorm: batch norm after every convolution; None: on for colour images.
+        amp: bfloat16 autocast for the training steps; None: on for colour images
+            where bfloat16 is fast (CUDA, or a CPU with AVX512-BF16, where it doubles
+            the step rate), else off.
         batch_size: images per step.
         lr: Adam's learning rate at the start of the cosine schedule.
         seed: sets every random number generator of the run.
@@ -51,8 +70,11 @@ class EvaluatorTraining:
     data_dir: str | None = None
     data_options: dict | None = None
     epochs: int | None = None
+    minutes: float | None = None
     width: int | None = None
     augment: bool | None = None
+    batchnorm: bool | None = None
+    amp: bool | None = None
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
@@ -60,13 +82,16 @@ class EvaluatorTraining:
 
     def train_config(self, colour: bool = False) -> TrainConfig:
         """The trainer's settings for this evaluator (``colour``: of 3-channel images)."""
-        default_epochs = 40 if self.data == "digits" else 20 if colour else 4
+        default_epochs = 40 if self.data == "digits" else COLOUR_EPOCHS if colour else 4
+        amp = self.amp if self.amp is not None else colour and fast_bfloat16(self.device)
         return TrainConfig(
             model="evaluator",
             data=self.data,
             data_dir=self.data_dir,
             data_options=dict(self.data_options or {}),
             epochs=self.epochs or default_epochs,
+            minutes=self.minutes,
+            amp=amp,
             batch_size=self.batch_size,
             lr=self.lr,
             lr_schedule="cosine",
@@ -148,8 +173,9 @@ def train_evaluator(
             tuple(train_set.image_shape),
             train_set.levels,
             train_set.num_classes or int(train_set.labels.max()) + 1,
-            width=cfg.width or (64 if colour else 32),
+            width=cfg.width or 32,
             augment=colour if cfg.augment is None else cfg.augment,
+            batchnorm=colour if cfg.batchnorm is None else cfg.batchnorm,
         )
         torch.manual_seed(train_cfg.seed)
         net = DigitClassifier(spec)
