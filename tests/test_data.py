@@ -283,8 +283,61 @@ def test_short_idx_headers_and_bad_labels_are_named(tmp_path):
     labels[17] = 12
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte", b"\x00\x00\x08\x01" + struct.pack(">I", 10000),
                bytes(labels))  # fmt: skip
-    with pytest.raises(DataError, match="a label is 12, not a digit"):
+    with pytest.raises(DataError, match=r"a label is 12, not a class 0\.\.9"):
         data.load("mnist", "test", tmp_path)
+
+
+def _write_idx_set(folder, n_train: int, n_test: int, seed: int = 0):
+    """The four gzipped idx files of an MNIST-layout dataset, with random content."""
+    import gzip
+    import struct
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, n, dtype=np.uint8)
+        head = b"\x00\x00\x08\x03" + struct.pack(">III", n, 28, 28)
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(head + x.tobytes()))
+        head = b"\x00\x00\x08\x01" + struct.pack(">I", n)
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(head + y.tobytes()))
+        made[prefix] = (x, y)
+    return made
+
+
+def test_fashion_mnist_reads_its_idx_files_with_its_class_names(tmp_path):
+    made = _write_idx_set(tmp_path / "fashion", n_train=30, n_test=12)
+    test = data.load("fashion_mnist", "test", tmp_path / "fashion")
+    assert test.images.shape == (12, 1, 28, 28) and test.levels == 256
+    assert torch.equal(test.images[:, 0], torch.from_numpy(made["t10k"][0]))
+    assert torch.equal(test.labels, torch.from_numpy(made["t10k"][1].astype(np.int64)))
+    assert test.classes[0] == "T-shirt/top" and test.classes[9] == "Ankle boot"
+    train = data.load("fashion_mnist", "train", tmp_path / "fashion", valid_size=10)
+    valid = data.load("fashion_mnist", "valid", tmp_path / "fashion", valid_size=10)
+    assert len(train) == 20 and len(valid) == 10  # the last valid_size training images
+    assert torch.equal(valid.images[:, 0], torch.from_numpy(made["train"][0][20:]))
+    binary = data.load("fashion_mnist", "test", tmp_path / "fashion", binarize="threshold")
+    assert binary.levels == 2 and int(binary.images.max()) == 1
+    with pytest.raises(ConfigError, match="leaves no training images"):
+        data.load("fashion_mnist", "train", tmp_path / "fashion")  # 10,000 of 30
+    # Truncated and corrupt files are one sentence naming the file.
+    path = tmp_path / "fashion" / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz is corrupt or truncated"):
+        data.load("fashion_mnist", "test", tmp_path / "fashion")
+    head = b"\x00\x00\x08\x03" + b"".join(v.to_bytes(4, "big") for v in (12, 28, 28))
+    path.write_bytes(gzip.compress(head + bytes(100)))  # whole gzip, body cut short
+    with pytest.raises(DataError, match="truncated or corrupt: header says"):
+        data.load("fashion_mnist", "test", tmp_path / "fashion")
+    path.write_bytes(gzip.compress(head[:8] + bytes(8)))  # images of 0x0 pixels
+    with pytest.raises(DataError, match="images of 0x0 pixels"):
+        data.load("fashion_mnist", "test", tmp_path / "fashion")
+    # Its canonical files have their own checksums, not MNIST's.
+    from pixelzoo.data.mnist import FASHION_FILES, MNIST_FILES
+
+    assert FASHION_FILES["train-images"].md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    assert {f.md5 for f in FASHION_FILES.values()}.isdisjoint(f.md5 for f in MNIST_FILES.values())
 
 
 def _cifar_with_test_batch(tmp_path, payload: bytes):

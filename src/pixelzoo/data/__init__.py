@@ -10,19 +10,26 @@ from __future__ import annotations
 import inspect
 
 from pixelzoo.data.base import ImageDataset, quantize, to_uint8, to_unit
+from pixelzoo.data.celeba import load_celeba
 from pixelzoo.data.cifar10 import load_cifar10
 from pixelzoo.data.digits import load_digits
 from pixelzoo.data.folder import load_folder
-from pixelzoo.data.mnist import load_binarized_mnist, load_mnist
+from pixelzoo.data.imagenet import load_imagenet
+from pixelzoo.data.mnist import load_binarized_mnist, load_fashion_mnist, load_mnist
 from pixelzoo.data.stacked import load_stacked_mnist
+from pixelzoo.data.svhn import load_svhn
 from pixelzoo.errors import ConfigError
 
 _LOADERS = {
     "digits": load_digits,
     "binarized_mnist": load_binarized_mnist,
     "mnist": load_mnist,
+    "fashion_mnist": load_fashion_mnist,
     "stacked_mnist": load_stacked_mnist,
     "cifar10": load_cifar10,
+    "svhn": load_svhn,
+    "celeba": load_celeba,
+    "imagenet": load_imagenet,
     "folder": load_folder,
 }
 SPLITS = ("train", "valid", "test")

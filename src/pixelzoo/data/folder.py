@@ -120,7 +120,9 @@ def _listing(folder: Path) -> Listing:
     return Listing(files, stamps, labels, tuple(d.name for d in class_dirs))
 
 
-def _decode(path: Path, size: int, mode: str, crop: bool) -> np.ndarray:
+def _decode(path: Path, size: int, mode: str, crop: bool | int) -> np.ndarray:
+    """One image as uint8 ``[size, size, C]``: ``crop`` True centre-crops it to a square
+    of its shorter side, an integer to a square of that side, before resizing."""
     try:
         # An image larger than Pillow's limit is a decompression bomb, never a photo
         # to resize: an error, not Pillow's warning.
@@ -128,8 +130,13 @@ def _decode(path: Path, size: int, mode: str, crop: bool) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im = im.convert(mode)
-                if crop and im.width != im.height:
-                    side = min(im.width, im.height)
+                side = min(im.width, im.height) if crop is True else int(crop)
+                if crop and (im.width, im.height) != (side, side):
+                    if side > min(im.width, im.height):
+                        raise DataError(
+                            f"image {path} is {im.width}x{im.height}, smaller than its "
+                            f"{side}x{side} crop"
+                        )
                     left, top = (im.width - side) // 2, (im.height - side) // 2
                     im = im.crop((left, top, left + side, top + side))
                 if im.size != (size, size):
@@ -178,10 +185,33 @@ def _write_cache(path: Path, decoded: Decoded) -> None:
 
 
 def decode_folder(
-    folder: Path, *, size: int, channels: int, crop: bool, cache: bool = True
+    folder: Path, *, size: int, channels: int, crop: bool | int, cache: bool = True
 ) -> Decoded:
     """Every image of ``folder`` (labelled by class subfolders when it has them), decoded or read from the cache."""
-    listing = _listing(folder)
+    return decode_listing(folder, _listing(folder), size=size, channels=channels, crop=crop,
+                          cache=cache)  # fmt: skip
+
+
+def listing_of(folder: Path, names: list[str]) -> Listing:
+    """The files ``names`` of ``folder`` in that order (unlabelled), for :func:`decode_listing`;
+    a missing one is named in one sentence."""
+    files, stamps = [], []
+    for name in names:
+        path = folder / name
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise DataError(f"image {path} is missing") from None
+        files.append(str(path))
+        stamps.append((st.st_size, st.st_mtime_ns))
+    return Listing(files, stamps, None, None)
+
+
+def decode_listing(
+    folder: Path, listing: Listing, *, size: int, channels: int, crop: bool | int,
+    cache: bool = True,
+) -> Decoded:  # fmt: skip
+    """The images of ``listing`` (files of ``folder``), decoded or read from the cache."""
     if not listing.files:
         return Decoded(np.zeros((0, channels, size, size), np.uint8), None, None)
     path = cache_dir() / "decoded" / f"{_cache_key(folder, listing, (size, channels, crop))}.npz"
@@ -289,4 +319,4 @@ def load_folder(
     )
 
 
-__all__ = ["EXTENSIONS", "decode_folder", "load_folder"]
+__all__ = ["EXTENSIONS", "decode_folder", "decode_listing", "listing_of", "load_folder"]

@@ -1,4 +1,5 @@
-"""MNIST (LeCun et al. 1998) and statically binarized MNIST (Larochelle & Murray 2011).
+"""MNIST (LeCun et al. 1998), Fashion-MNIST (Xiao, Rasul, Vollgraf 2017) and
+statically binarized MNIST (Larochelle & Murray 2011).
 
 * ``mnist``: the four official idx files (``.gz`` or uncompressed), 8-bit grey,
   labels. The validation split is the last ``valid_size`` training images (default
@@ -6,6 +7,9 @@
   ``binarize="dynamic"`` (a fresh Bernoulli sample of every training batch, and a
   fixed sample of the evaluation splits) or ``"threshold"`` (pixel > 127), and
   ``levels`` to quantize the 256 grey levels.
+* ``fashion_mnist``: Zalando's drop-in replacement, the same four idx files under
+  the same names (in their own folder), its own checksums and class names; the
+  same options.
 * ``binarized_mnist``: the fixed 50k/10k/10k split every PixelCNN/PixelRNN paper
   reports nats on, from ``binarized_mnist_{split}.amat`` or ``.amat.gz``.
 """
@@ -48,6 +52,20 @@ MNIST_FILES = {
     ),
 }
 
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_FASHION_MD5 = {  # the official files' (Fashion-MNIST's README)
+    "train-images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels": "25c81989df183df01b3e8a0aad5dffbe",
+    "test-images": "bef4ecab320f06d8554ea6380940ec79",
+    "test-labels": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+FASHION_FILES = {
+    key: RemoteFile(f.names, _FASHION_URL + f.names[0], _FASHION_MD5[key])
+    for key, f in MNIST_FILES.items()
+}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+
 _BMNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
 # The canonical server serves the uncompressed .amat files; these are their MD5s.
 _BMNIST_MD5 = {
@@ -69,8 +87,9 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"{path} is corrupt or truncated ({e}); download it again") from None
 
 
-def read_idx(path: Path, expected_count: int) -> np.ndarray:
-    """Parse an idx file (images ``[N, 28, 28]`` or labels ``[N]``) and check its size."""
+def read_idx(path: Path, expected_count: int | None = None) -> np.ndarray:
+    """Parse an idx file (images ``[N, H, W]`` or labels ``[N]``) and check its size
+    (against its header, and ``expected_count`` items where given)."""
     data = read_bytes(path)
     if len(data) < 4:
         raise DataError(f"{path} is truncated: {len(data)} bytes, not an idx file")
@@ -83,11 +102,14 @@ def read_idx(path: Path, expected_count: int) -> np.ndarray:
             f"{4 + 4 * ndim} bytes"
         )
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    if ndim == 3 and min(dims[1:]) == 0:
+        raise DataError(f"{path} is corrupt: it holds images of {dims[1]}x{dims[2]} pixels")
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if dims[0] != expected_count or body.size != int(np.prod(dims)):
+    if body.size != int(np.prod(dims)) or expected_count not in (None, dims[0]):
+        expected = "" if expected_count is None else f", expected {expected_count} items"
         raise DataError(
             f"{path} is truncated or corrupt: header says {dims}, file holds {body.size} "
-            f"values, expected {expected_count} items"
+            f"values{expected}"
         )
     return body.reshape(dims)
 
@@ -101,33 +123,57 @@ def load_mnist(
     levels: int = 256,
     binarize_seed: int = 0,
 ) -> ImageDataset:
+    return load_idx_set("mnist", MNIST_FILES, tuple("0123456789"), split, root, valid_size=valid_size,
+                        binarize=binarize, levels=levels, binarize_seed=binarize_seed)  # fmt: skip
+
+
+def load_fashion_mnist(
+    split: str,
+    root=None,
+    *,
+    valid_size: int = 10_000,
+    binarize: str | None = None,
+    levels: int = 256,
+    binarize_seed: int = 0,
+) -> ImageDataset:
+    return load_idx_set("fashion_mnist", FASHION_FILES, FASHION_CLASSES, split, root,
+                        valid_size=valid_size, binarize=binarize, levels=levels,
+                        binarize_seed=binarize_seed)  # fmt: skip
+
+
+def load_idx_set(
+    name: str, files: dict, classes: tuple[str, ...], split: str, root, *, valid_size: int,
+    binarize: str | None, levels: int, binarize_seed: int,
+) -> ImageDataset:  # fmt: skip
+    """A labelled grey dataset in MNIST's four idx files (see the module docstring)."""
     if binarize not in (None, "dynamic", "threshold"):
         raise ConfigError(
-            f"mnist: binarize must be 'dynamic', 'threshold' or None, got {binarize!r}"
+            f"{name}: binarize must be 'dynamic', 'threshold' or None, got {binarize!r}"
         )
     if split == "valid" and valid_size <= 0:
-        raise ConfigError("mnist: there is no 'valid' split when valid_size=0")
+        raise ConfigError(f"{name}: there is no 'valid' split when valid_size=0")
     prefix = "test" if split == "test" else "train"
-    count = 10_000 if prefix == "test" else 60_000
-    images = read_idx(resolve("mnist", MNIST_FILES[f"{prefix}-images"], root), count)
-    label_path = resolve("mnist", MNIST_FILES[f"{prefix}-labels"], root)
-    labels = read_idx(label_path, count)
+    images = read_idx(resolve(name, files[f"{prefix}-images"], root))
+    label_path = resolve(name, files[f"{prefix}-labels"], root)
+    labels = read_idx(label_path, len(images))
     if labels.ndim != 1 or images.ndim != 3:
-        raise DataError(f"{label_path} and its images file are swapped or not MNIST's")
-    if labels.size and int(labels.max()) > 9:
+        raise DataError(f"{label_path} and its images file are swapped or not {name}'s")
+    if labels.size and int(labels.max()) >= len(classes):
         raise DataError(
-            f"{label_path} is corrupt: a label is {int(labels.max())}, not a digit 0..9"
+            f"{label_path} is corrupt: a label is {int(labels.max())}, not a class "
+            f"0..{len(classes) - 1}"
         )
     if prefix == "train":
-        cut = (
-            slice(None, 60_000 - valid_size)
-            if split == "train"
-            else slice(60_000 - valid_size, None)
-        )
+        if valid_size >= len(images):
+            raise ConfigError(
+                f"{name}: valid_size={valid_size} leaves no training images of {len(images)}"
+            )
+        keep = len(images) - valid_size
+        cut = slice(None, keep) if split == "train" else slice(keep, None)
         images, labels = images[cut], labels[cut]
     x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8 0..255
     y = torch.from_numpy(labels.astype(np.int64))
-    common = dict(labels=y, name="mnist", split=split, num_classes=10, classes=tuple("0123456789"))
+    common = dict(labels=y, name=name, split=split, num_classes=len(classes), classes=classes)
     if binarize == "threshold":
         return ImageDataset((x > 127).to(torch.uint8), levels=2, **common)
     if binarize == "dynamic":
