@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from tests.helpers import losses, pz
+from tests.helpers import cli, losses, pz
 
 
 def test_train_evaluate_sample_complete(tmp_path):
@@ -355,3 +355,18 @@ def test_samples_for_external_tools(tmp_path):
     assert [p.name for p in files] == [f"{k:05d}.png" for k in range(5)]
     with Image.open(files[0]) as im:
         assert im.mode == "L" and im.size == (8, 8)
+
+
+def test_doctor_says_what_the_machine_gives(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("PIXELZOO_SHARED_DATA", str(tmp_path))
+    monkeypatch.setenv("PIXELZOO_INCEPTION", str(tmp_path / "missing.pth"))
+    info = json.loads(cli("doctor", "--json").stdout)
+    assert info["torch"] == torch.__version__ and info["threads"] == torch.get_num_threads()
+    assert info["shared_data"] == str(tmp_path) and info["inception_weights"] is None
+    assert info["cuda"] == [] or torch.cuda.is_available()
+    assert set(info["optional"]) == {"imagecodecs", "huggingface_hub", "torch-fidelity", "wandb"}
+    text = cli("doctor").stdout
+    assert f"torch {torch.__version__}" in text and "bfloat16 on the CPU" in text
+    assert ("yes" if info["bf16_cpu"] else "no") in text.splitlines()[2]

@@ -435,3 +435,26 @@ def test_ctrl_c_held_during_imports_is_raised_after_the_block():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with ctrl_c_held():  # no signal: nothing raised
         pass
+
+
+def test_tensorboard_gets_the_sample_grids_and_the_hyper_parameters(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cfg = TrainConfig(model="pixelcnn", data="digits", steps=6, overrides={"blocks": 1},
+                      samples=4, log_every=3, lr_decay=0.99)  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    events = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    grids = events.Images("samples")
+    assert grids and grids[-1].step == 6  # the end-of-training grid
+    assert grids[-1].width > 0 and grids[-1].encoded_image_string.startswith(b"\x89PNG")
+    assert "train/loss" in events.Tags()["scalars"] and "valid/nats" in events.Tags()["scalars"]
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["model.name"].string_value == "pixelcnn"
+    assert hp["model.config.blocks"].number_value == 1
+    assert hp["train.lr_decay"].number_value == pytest.approx(0.99)
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    assert {m.name.tag for m in experiment.experiment.metric_infos} >= {"valid/nats"}

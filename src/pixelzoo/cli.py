@@ -14,6 +14,7 @@
     pixelzoo train-evaluator --data mnist --out EVAL          the classifier behind FID and modes
     pixelzoo compare RUN... --evaluator EVAL --out REPORT     the comparison report (--quick: all on digits)
     pixelzoo models | datasets | settings MODEL               what is available
+    pixelzoo doctor [--json]                                  versions, devices, bf16, data, tools
 
 RUN is a run folder, a pretrained folder (pixelzoo export), pretrained:NAME (shipped
 weights: pixelzoo models lists them) or a Hugging Face Hub id OWNER/REPO.
@@ -542,6 +543,85 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def doctor_report() -> dict:
+    """What this machine gives pixelzoo: versions, devices, bfloat16, threads, data, tools."""
+    import importlib.util
+    import platform
+    import shutil
+
+    import torch
+
+    import pixelzoo
+    from pixelzoo.data.download import cache_dir
+
+    cuda = torch.cuda.is_available()
+    cache = cache_dir()
+    shared = Path(os.environ.get("PIXELZOO_SHARED_DATA", Path.cwd().parent / "shared" / "data"))
+    inception = os.environ.get("PIXELZOO_INCEPTION")
+    return {
+        "pixelzoo": pixelzoo.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if cuda
+        else [],  # fmt: skip
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_cpu": bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        ),  # fmt: skip
+        "bf16_cuda": bool(cuda and torch.cuda.is_bf16_supported()),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "data_cache": str(cache),
+        "cached_datasets": sorted(p.name for p in cache.iterdir() if p.is_dir())
+        if cache.is_dir()
+        else [],
+        "shared_data": str(shared) if shared.is_dir() else None,
+        "inception_weights": inception if inception and Path(inception).is_file() else None,
+        "chromium": shutil.which("chromium") or shutil.which("chromium-browser"),
+        "optional": {
+            name: importlib.util.find_spec(mod) is not None
+            for name, mod in (
+                ("imagecodecs", "imagecodecs"),
+                ("huggingface_hub", "huggingface_hub"),
+                ("torch-fidelity", "torch_fidelity"),
+                ("wandb", "wandb"),
+            )
+        },  # fmt: skip
+    }
+
+
+def cmd_doctor(args) -> int:
+    info = doctor_report()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    yes = lambda ok, hint="": "yes" if ok else f"no{hint}"  # noqa: E731
+    opt = info["optional"]
+    lines = [
+        f"pixelzoo {info['pixelzoo']}, Python {info['python']}, torch {info['torch']}",
+        f"CPU: {info['cpu']} ({info['cpu_capability']}), {info['cpu_count']} cores, torch uses "
+        f"{info['threads']} threads",
+        f"bfloat16 on the CPU (--set amp=true doubles PixelCNN's throughput): {yes(info['bf16_cpu'])}",
+        "CUDA: "
+        + (
+            ", ".join(info["cuda"]) + f"; bfloat16 {yes(info['bf16_cuda'])}"
+            if info["cuda"]
+            else "no GPU"
+        ),  # fmt: skip
+        f"data cache: {info['data_cache']} ({', '.join(info['cached_datasets']) or 'empty'})",
+        f"shared data: {info['shared_data'] or 'not found (PIXELZOO_SHARED_DATA)'}",
+        f"Inception-v3 weights (PIXELZOO_INCEPTION): {info['inception_weights'] or 'not set'}",
+        f"chromium, for the report test: {info['chromium'] or 'not found (apt-get install chromium)'}",
+        f"imagecodecs (WebP/JPEG-XL baselines): {yes(opt['imagecodecs'], ' (pip install imagecodecs)')}",
+        f"huggingface_hub (from_pretrained OWNER/REPO): {yes(opt['huggingface_hub'])}",
+        f"torch-fidelity (the Inception cross-check test): {yes(opt['torch-fidelity'])}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_settings(args) -> int:
     from pixelzoo import models
     from pixelzoo.training import TrainConfig
@@ -989,6 +1069,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", default=None, help="show this preset's values (default: 'default')")
     st.add_argument("--json", action="store_true", help="print one JSON object")
     st.set_defaults(func=cmd_settings)
+
+    dr = sub.add_parser(
+        "doctor", formatter_class=fmt,
+        help="what this machine gives pixelzoo: versions, devices, bfloat16, threads, data, tools",
+    )  # fmt: skip
+    dr.add_argument("--json", action="store_true", help="print one JSON object")
+    dr.set_defaults(func=cmd_doctor)
     return p
 
 

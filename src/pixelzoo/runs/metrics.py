@@ -1,4 +1,6 @@
-"""Scalars to ``metrics.jsonl`` (readable without TensorBoard) and to TensorBoard."""
+"""Scalars to ``metrics.jsonl`` (readable without TensorBoard) and to TensorBoard, which
+also gets the sample grids as images and the run's settings as hyper-parameters
+(its HPARAMS tab, beside the final validation figures)."""
 
 from __future__ import annotations
 
@@ -61,6 +63,30 @@ class MetricsLog:
             except OSError:  # e.g. a full disk: metrics.jsonl is the record; stop the copy
                 self._drop_tensorboard()
 
+    def image(self, tag: str, grid, step: int) -> None:
+        """A uint8 image ``[H, W, C]`` (a sample grid) to TensorBoard."""
+        if self.tb is not None:
+            try:
+                self.tb.add_image(tag, grid, step, dataformats="HWC")
+            except OSError:
+                self._drop_tensorboard()
+
+    def hparams(self, settings: dict, metrics: tuple[str, ...]) -> None:
+        """The run's settings as TensorBoard hyper-parameters, shown with the latest value
+        of each scalar tag in ``metrics`` (e.g. ``valid/nats``). Written into this run's
+        own event file (``add_hparams`` would start a second run folder)."""
+        if self.tb is None:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        values = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+                  for k, v in flatten(settings).items() if v is not None}  # fmt: skip
+        try:
+            for summary in hparams(values, dict.fromkeys(metrics, 0.0)):
+                self.tb.file_writer.add_summary(summary)
+        except OSError:
+            self._drop_tensorboard()
+
     def _drop_tensorboard(self) -> None:
         tb, self.tb = self.tb, None
         try:
@@ -102,3 +128,15 @@ def trained_seconds(run_dir) -> float:
     if not (Path(run_dir) / "checkpoints" / "last.json").exists():
         return 0.0
     return max((r.get("train_seconds") or 0.0 for r in read_metrics(run_dir)), default=0.0)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested dict as one level, keys joined with dots: ``{"model.config.blocks": 15}``."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

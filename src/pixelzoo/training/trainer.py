@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pixelzoo.data.images import save_grid
+from pixelzoo.data.images import make_grid, save_grid
 from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
 from pixelzoo.runs import Checkpoints, MetricsLog, Run
@@ -168,6 +168,10 @@ class Trainer:
         else:
             self._write_record(record)
         self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
+        if self.dist.is_main and not resume:
+            saved = Run(self.run_dir).config
+            settings = {k: saved[k] for k in ("model", "train", "evaluator") if k in saved}
+            self.log.hparams(settings, ("valid/nats", "valid/bits_per_dim", "valid/accuracy"))
 
     def check_supported(self) -> None:
         """Hook: refuse, before anything is written, what this trainer cannot do."""
@@ -439,6 +443,7 @@ class Trainer:
         if x is not None:
             path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
             save_grid(x, self.model.levels, path, nrow=nrow)
+            self.log.image("samples", make_grid(x, self.model.levels, nrow), self.step)
 
     def end_of_epoch(self) -> dict:
         v = self.validate()
