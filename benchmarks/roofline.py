@@ -1,0 +1,128 @@
+"""Training steps against the machine's arithmetic limit. Prints one JSON object.
+
+For each configuration: the FLOPs of one training step (forward and backward,
+counted by ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix
+products, the arithmetic that a roofline bounds), the step's measured time in the
+path the trainer takes (``amp``: bfloat16 autocast; ``micro_batch``: gradients
+accumulated in chunks), hence the achieved FLOP/s, and the machine's peak measured
+in the same process with the same threads: a large fp32 and a large bf16 matrix
+product. ``utilisation_bf16`` = achieved / bf16 peak, the figure issue 19 asks to
+reach 0.5 on the compute-bound configurations. Peaks and steps are interleaved
+(peak, steps, peak) and the peak is the better of the two, so a noisy neighbour
+lowers the utilisation, never raises it.
+
+    python benchmarks/roofline.py --threads 2
+    python benchmarks/roofline.py --only gated_10x128 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pixelzoo import models
+
+CONFIGS = {
+    # name: (model, preset, image shape, levels, batch, micro_batch, overrides)
+    "gated_10x128": ("gated_pixelcnn", "binarized_mnist", (1, 28, 28), 2, 64, None, {}),
+    "pixelcnn_bmnist": ("pixelcnn", "binarized_mnist", (1, 28, 28), 2, 64, None, {}),
+    "pixelcnn_bmnist_cpu": ("pixelcnn", "binarized_mnist_cpu", (1, 28, 28), 2, 64, None, {}),
+    "pixelcnn_pp_cifar10": ("pixelcnn_pp", "cifar10", (3, 32, 32), 256, 16, None, {}),
+    "pixelcnn_pp_cifar10_cpu": ("pixelcnn_pp", "cifar10_cpu", (3, 32, 32), 256, 16, None, {}),
+    "row_lstm_bmnist": ("row_lstm", "binarized_mnist", (1, 28, 28), 2, 64, None, {}),
+    "diagonal_bilstm_bmnist": ("diagonal_bilstm", "binarized_mnist", (1, 28, 28), 2, 64, None, {}),
+}
+
+
+def peak_flops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """FLOP/s of repeated ``n x n @ n x n`` products in ``dtype`` (2 n^3 each)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # warm-up
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - t0)
+
+
+def make_step(model, x, amp: bool, micro_batch: int | None):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    chunks = x.split(micro_batch or len(x))
+
+    def step():
+        for chunk in chunks:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                loss = model.loss(chunk) * (len(chunk) / len(x))
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure(name: str, steps: int, amp: bool, peaks: dict) -> dict:
+    model_name, preset, shape, levels, batch, micro, extra = CONFIGS[name]
+    torch.manual_seed(0)
+    model = models.build(model_name, shape, levels, preset, **extra).train()
+    x = torch.randint(0, levels, (batch, *shape))
+    step = make_step(model, x, amp, micro)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    step()  # warm-up
+    peaks["fp32"].append(peak_flops(torch.float32))
+    peaks["bf16"].append(peak_flops(torch.bfloat16))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - t0) / steps
+    peaks["fp32"].append(peak_flops(torch.float32))
+    peaks["bf16"].append(peak_flops(torch.bfloat16))
+    achieved = flops / seconds
+    peak32, peak16 = max(peaks["fp32"][-2:]), max(peaks["bf16"][-2:])
+    return {
+        "config": name,
+        "model": model_name,
+        "preset": preset,
+        "batch": batch,
+        "micro_batch": micro,
+        "amp_bf16": amp,
+        "params": sum(p.numel() for p in model.parameters()),
+        "gflop_per_step": round(flops / 1e9, 2),
+        "step_s": round(seconds, 4),
+        "images_per_s": round(batch / seconds, 1),
+        "achieved_gflops": round(achieved / 1e9, 1),
+        "peak_fp32_gflops": round(peak32 / 1e9, 1),
+        "peak_bf16_gflops": round(peak16 / 1e9, 1),
+        "utilisation_fp32": round(achieved / peak32, 3),
+        "utilisation_bf16": round(achieved / peak16, 3),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", action="append", choices=list(CONFIGS), help="configurations")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-amp", action="store_true", help="float32 steps (default: bf16 autocast)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peaks = {"fp32": [], "bf16": []}
+    results = [measure(n, args.steps, not args.no_amp, peaks) for n in args.only or CONFIGS]
+    print(json.dumps({
+        "benchmark": "roofline",
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "results": results,
+    }, indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
