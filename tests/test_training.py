@@ -329,3 +329,26 @@ def test_runs_trained_side_by_side_equal_runs_trained_alone(tmp_path):
     train_side_by_side(jobs[1:], processes=1, threads=1)  # at its budget: nothing trains
     assert losses(tmp_path / "run1") == [(s, v) for s, v in losses(tmp_path / "run1") if s <= 6]
     assert len(losses(tmp_path / "run1")) == len([x for x in before.splitlines() if '"train"' in x])
+
+
+def test_the_budget_line_says_the_throughput_and_names_a_preset_that_fits(tmp_path, capsys):
+    # PixelCNN's paper-sized MNIST preset cannot see an epoch of the digits in 3 seconds.
+    cfg = TrainConfig(model="pixelcnn", preset="mnist", data="digits", minutes=0.05,
+                      samples=0, log_every=50)  # fmt: skip
+    train(cfg, tmp_path / "big", progress=False)
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("budget:"))
+    (rec,) = [r for r in read_metrics(tmp_path / "big") if r["split"] == "budget"]
+    assert rec["step"] <= 6 and rec["epochs_in_budget"] < 1
+    assert f"{rec['images_per_s']:,.0f} images/s" in line and "0.05-minute budget" in line
+    assert rec["suggested_preset"] in models.get("pixelcnn").presets
+    assert f"preset {rec['suggested_preset']!r} would cover about" in line
+    # The suggestion is cheaper per image, by the counted arithmetic.
+    from pixelzoo.training.budget import image_flops
+
+    build = lambda p: models.build("pixelcnn", (1, 8, 8), 17, p)  # noqa: E731
+    assert image_flops(build(rec["suggested_preset"])) < image_flops(build("mnist"))
+    # A steps budget: how long it will take, and no suggestion.
+    cfg = TrainConfig(model="pixelcnn", data="digits", steps=8, samples=0, log_every=50)
+    train(cfg, tmp_path / "small", progress=False)
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("budget:"))
+    assert "steps left (about" in line and "would cover" not in line

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
 from pixelzoo.runs import Checkpoints, MetricsLog, Run
 from pixelzoo.runs.checkpoint import load_weights, optimizer_from_flat, optimizer_to_flat
-from pixelzoo.training import distributed
+from pixelzoo.training import budget, distributed
 from pixelzoo.training.config import TrainConfig
 from pixelzoo.utils.interrupts import import_held
 from pixelzoo.utils.io import atomic_write_json
@@ -497,12 +498,17 @@ class Trainer:
             desc=f"{cfg.model}/{cfg.data}",
         )
         self.model.train()
+        measured = []  # the first steps' seconds, for the budget line
         try:
             while not self.finished:
                 t0 = time.perf_counter()
                 scalars = self.train_step()
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
+                if len(measured) <= budget.STEPS:
+                    measured.append(dt)
+                    if len(measured) == budget.STEPS + 1 or self.finished:
+                        self.say_budget(measured[1:] or measured)
                 w = self.window
                 for k, v in scalars.items():
                     w["sums"][k] = w["sums"].get(k, 0.0) + v
@@ -522,6 +528,19 @@ class Trainer:
             bar.close()
             self.log.close()
         return {"step": self.step, "valid": last_valid, "best_valid": self.best}
+
+    def say_budget(self, seconds: list[float]) -> None:
+        """One line (and a metrics record): throughput, epochs the budget covers, and a
+        preset that would fit when it covers less than one (see :mod:`.budget`)."""
+        if not self.dist.is_main:
+            return
+        left = None if self.total_steps is None else self.total_steps - self.step
+        ips = self.cfg.batch_size * len(seconds) / max(sum(seconds), 1e-9)
+        said = budget.budget_line(
+            self.cfg, self.model, len(self.train_set), ips, self.elapsed, left
+        )
+        tqdm.write(said.line, file=sys.stderr)
+        self.log.write(said.record(self.step))
 
     def _log_window(self) -> None:
         w = self.window
