@@ -145,6 +145,14 @@ def main() -> None:
         "--train-only", action="store_true", help="train (or finish) the runs, then stop"
     )
     p.add_argument(
+        "--no-train", action="store_true",
+        help="measure the runs as they are, neither training nor resuming any (say why in --note)",
+    )  # fmt: skip
+    p.add_argument(
+        "--nll-images", type=int, default=None,
+        help="the first N test images for every model's NLL (default: all)",
+    )  # fmt: skip
+    p.add_argument(
         "--train-threads", type=int, default=None,
         help="threads per run: with --jobs > 1 the runs train with it (default 1), else it is what "
         "they were trained with, for the report (default: this process's)",
@@ -168,7 +176,9 @@ def main() -> None:
         for name, model, preset, extra in chosen
     ]  # fmt: skip
     train_threads = args.train_threads or (1 if args.jobs > 1 else torch.get_num_threads())
-    if args.jobs > 1:
+    if args.no_train:
+        pass
+    elif args.jobs > 1:
         train_side_by_side(jobs, processes=args.jobs, threads=train_threads)
     else:  # one after another, in this process and with its progress bars
         for cfg, run in jobs:
@@ -194,7 +204,7 @@ def main() -> None:
         ais_config=AISConfig(steps=args.ais_steps, chains=args.ais_chains, leapfrog=5),
         ais_target_gap=args.ais_target_gap, ais_max_steps=args.ais_max_steps,
         sample_cache=Path(args.sample_cache) if args.sample_cache else None,
-        compress_images=args.compress_images,
+        compress_images=args.compress_images, nll_images=args.nll_images,
     )  # fmt: skip
     t0 = time.time()
     threads = torch.get_num_threads()
