@@ -149,6 +149,10 @@ def main() -> None:
         help="measure the runs as they are, neither training nor resuming any (say why in --note)",
     )  # fmt: skip
     p.add_argument(
+        "--no-naive-timing", action="store_true",
+        help="do not time the naive samplers (on 32x32 colour one 16-image draw takes minutes)",
+    )  # fmt: skip
+    p.add_argument(
         "--nll-images", type=int, default=None,
         help="the first N test images for every model's NLL (default: all)",
     )  # fmt: skip
@@ -205,6 +209,7 @@ def main() -> None:
         ais_target_gap=args.ais_target_gap, ais_max_steps=args.ais_max_steps,
         sample_cache=Path(args.sample_cache) if args.sample_cache else None,
         compress_images=args.compress_images, nll_images=args.nll_images,
+        naive_timing=not args.no_naive_timing,
     )  # fmt: skip
     t0 = time.time()
     threads = torch.get_num_threads()
