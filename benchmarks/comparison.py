@@ -149,6 +149,10 @@ def main() -> None:
         help="measure the runs as they are, neither training nor resuming any (say why in --note)",
     )  # fmt: skip
     p.add_argument(
+        "--no-ais", action="store_true",
+        help="no AIS for the decoder models (GANs then have no NLL; the VAE keeps its IWAE bound)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-naive-timing", action="store_true",
         help="do not time the naive samplers (on 32x32 colour one 16-image draw takes minutes)",
     )  # fmt: skip
@@ -209,7 +213,7 @@ def main() -> None:
         ais_target_gap=args.ais_target_gap, ais_max_steps=args.ais_max_steps,
         sample_cache=Path(args.sample_cache) if args.sample_cache else None,
         compress_images=args.compress_images, nll_images=args.nll_images,
-        naive_timing=not args.no_naive_timing,
+        naive_timing=not args.no_naive_timing, ais=not args.no_ais,
     )  # fmt: skip
     t0 = time.time()
     threads = torch.get_num_threads()
