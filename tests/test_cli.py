@@ -115,7 +115,7 @@ def test_autoencoder_reconstructs(tmp_path):
 def test_errors_are_one_sentence_with_exit_status_2(tmp_path):
     for args, msg in [
         (("train", "--model", "pixelrnnn"), "unknown model 'pixelrnnn'; valid names"),
-        (("train", "--data", "imagenet"), "unknown dataset 'imagenet'; valid names"),
+        (("train", "--data", "imagenett"), "unknown dataset 'imagenett'; valid names"),
         (("train", "--set", "hiden=3"), "--set hiden: not a setting"),
         (
             ("train", "--data", "binarized_mnist", "--data-dir", tmp_path, "--out", tmp_path / "r"),
