@@ -126,7 +126,12 @@ def test_autoencoder_decodes_codes_with_the_cached_sampler():
 
 
 def test_sampler_choice_errors_are_one_sentence():
-    model = models.build("row_lstm", (1, 4, 4), 2, "tiny")
+    # Every registered autoregressive model has a cached sampler now: a subclass without one.
+    class Uncached(models.get("row_lstm").cls):
+        cached_stepper = models.AutoregressiveModel.cached_stepper
+
+    model = Uncached((1, 4, 4), 2, models.resolve_config("row_lstm", "tiny"))
+    assert not model.has_cached_sampler()
     with pytest.raises(InputError, match=r"row_lstm has no cached sampler .*sampler='naive'"):
         model.sample(2, sampler="cached")
     assert model.sample(2, sampler="auto").shape == (2, 1, 4, 4)  # falls back to naive
