@@ -553,6 +553,7 @@ def doctor_report() -> dict:
 
     import pixelzoo
     from pixelzoo.data.download import cache_dir
+    from pixelzoo.training.evaluator import fast_bfloat16
 
     cuda = torch.cuda.is_available()
     cache = cache_dir()
@@ -567,9 +568,7 @@ def doctor_report() -> dict:
         else [],  # fmt: skip
         "cpu": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "bf16_cpu": bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        ),  # fmt: skip
+        "bf16_cpu": bool(fast_bfloat16("cpu")),
         "bf16_cuda": bool(cuda and torch.cuda.is_bf16_supported()),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
