@@ -41,6 +41,7 @@ from pixelzoo.training import (
     train_side_by_side,
     train_to_budget,
 )
+from pixelzoo.training.trainer import fast_bfloat16
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def main() -> None:
     jobs = [
         (TrainConfig(
             model=model, preset=preset, data=setup.data, data_dir=str(data / setup.folder),
-            minutes=args.minutes, epochs=1000, amp=True, batch_size=args.batch_size, **extra,
+            minutes=args.minutes, epochs=1000, amp=fast_bfloat16("cpu"), batch_size=args.batch_size, **extra,
         ), runs / name)
         for name, model, preset, extra in chosen
     ]  # fmt: skip
@@ -221,7 +222,7 @@ def main() -> None:
         f"Budget: {args.minutes:g} minutes of training-step time per model "
         f"({train_threads} thread(s) of {platform.processor() or platform.machine()}, "
         f"{args.jobs} run(s) at once, "
-        f"bf16 autocast, batch {args.batch_size}, each family's default optimizer; validation and "
+        f"{'bf16 autocast' if fast_bfloat16('cpu') else 'float32 (no native bf16)'}, batch {args.batch_size}, each family's default optimizer; validation and "
         "sample grids not counted). CPU-sized presets, far from the papers' budgets: read the "
         "comparison at equal compute, not against published numbers. Measured (NLL, samples, "
         f"timings) with {threads} thread(s)."

@@ -45,6 +45,7 @@ from pixelzoo.evaluation.uncertainty import (
 )
 from pixelzoo.runs import Run, read_metrics, trained_seconds
 from pixelzoo.training import TrainConfig, train_side_by_side
+from pixelzoo.training.trainer import fast_bfloat16
 from pixelzoo.utils.io import atomic_write_bytes
 
 # name -> the settings that differ from the cifar10_cpu preset.
@@ -67,7 +68,7 @@ def variant_config(name: str, args: dict) -> TrainConfig:
     return TrainConfig(
         model="pixelcnn_pp", preset="cifar10_cpu", overrides=VARIANTS[name],
         data="folder", data_dir=args["data"], minutes=args["minutes"], epochs=1000,
-        batch_size=args["batch_size"], amp=True, valid_images=1000, seed=args["seed"],
+        batch_size=args["batch_size"], amp=fast_bfloat16("cpu"), valid_images=1000, seed=args["seed"],
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from pixelzoo.evaluation.nll import evaluate_nll
 from pixelzoo.evaluation.swd import swd
 from pixelzoo.runs import Run
 from pixelzoo.training import TrainConfig, train
+from pixelzoo.training.trainer import fast_bfloat16
 
 TEST_IMAGES = 200
 
@@ -41,7 +42,7 @@ def cifar():
 def short_run(root, tmp_path, model, **kw):
     settings = dict(
         model=model, preset="cifar10_cpu", data="folder", data_dir=str(root), steps=40,
-        batch_size=16, samples=0, valid_images=50, ckpt_every=10**6, amp=True,
+        batch_size=16, samples=0, valid_images=50, ckpt_every=10**6, amp=fast_bfloat16("cpu"),
     )  # fmt: skip
     train(TrainConfig(**{**settings, **kw}), tmp_path / model, progress=False)
     return Run(tmp_path / model)

@@ -553,7 +553,7 @@ def doctor_report() -> dict:
 
     import pixelzoo
     from pixelzoo.data.download import cache_dir
-    from pixelzoo.training.evaluator import fast_bfloat16
+    from pixelzoo.training.trainer import fast_bfloat16
 
     cuda = torch.cuda.is_available()
     cache = cache_dir()

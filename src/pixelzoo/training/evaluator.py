@@ -26,19 +26,12 @@ from pixelzoo.evaluation.classifier import DigitClassifier, EvaluatorSpec, accur
 from pixelzoo.runs.checkpoint import load_weights
 from pixelzoo.training.config import TrainConfig
 from pixelzoo.training.launch import data_record, launch
-from pixelzoo.training.trainer import Trainer, resolve_device
+from pixelzoo.training.trainer import Trainer, fast_bfloat16
 
 # Epochs of the colour evaluator. Measured on cifar10-jpeg (2 threads of a 2-core AMD
 # EPYC, bf16, batch 128): 1,148 images/s, 12 epochs in 6.5 minutes of steps (8 with the
 # validations), test accuracy 81.8% on the 10,000 test images (see the README).
 COLOUR_EPOCHS = 12
-
-
-def fast_bfloat16(device: str) -> bool:
-    """Whether bfloat16 autocast speeds up training on ``device`` (CUDA, or an AVX512-BF16 CPU)."""
-    if torch.device(resolve_device(device)).type == "cuda":
-        return True
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 @dataclass

@@ -24,6 +24,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -77,6 +78,15 @@ def resolve_device(device: str, local_rank: int = 0) -> str:
     return str(parsed)
 
 
+def fast_bfloat16(device: str) -> bool:
+    """Whether bfloat16 autocast speeds up training on ``device``: CUDA, or a CPU with
+    native bf16 arithmetic (AVX512-BF16 or AMX). Elsewhere oneDNN emulates it: measured
+    on an AVX2-only AMD EPYC, a 1024x1024 bf16 matmul ran at 0.68 GFLOP/s against fp32's 63."""
+    if torch.device(resolve_device(device)).type == "cuda":
+        return True
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def seeded(*parts: int) -> torch.Generator:
     """A CPU generator seeded by a tuple of integers (seed, epoch, ...)."""
     seed = 0
@@ -126,6 +136,12 @@ class Trainer:
                 f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes"
             )
         self.check_supported()
+        if cfg.amp and self.dist.is_main and not fast_bfloat16(self.device):
+            warnings.warn(
+                f"amp=true on {self.device}, which has no native bfloat16: autocast is emulated "
+                "there and runs far slower than float32 (set amp=false)",
+                stacklevel=2,
+            )
         self.train_set, self.valid_set = train_set, valid_set
         self.steps_per_epoch = len(train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
