@@ -349,7 +349,9 @@ def test_the_budget_line_says_the_throughput_and_names_a_preset_that_fits(tmp_pa
     build = lambda p: models.build("pixelcnn", (1, 8, 8), 17, p)  # noqa: E731
     cfg = TrainConfig(model="pixelcnn", preset="mnist", data="digits", minutes=0.05)
     said = budget_line(cfg, build("mnist"), 1500, 100.0, 0.0, None)
-    assert said.epochs == pytest.approx(0.2) and "0.05-minute budget covers 0.20 epochs" in said.line
+    assert (
+        said.epochs == pytest.approx(0.2) and "0.05-minute budget covers 0.20 epochs" in said.line
+    )
     assert said.suggestion in models.get("pixelcnn").presets and said.suggestion != "mnist"
     assert f"preset {said.suggestion!r} would cover about" in said.line
     # The suggestion is cheaper per image, by the counted arithmetic.
