@@ -7,7 +7,8 @@ The paper's three findings, each a setting of ``pixelcnn_pp`` on its ``cifar10_c
 * removing the short-cut connections hinders training (``shortcuts=false``);
 * without dropout the model overfits (``dropout=0``; the others keep the paper's 0.5).
 
-Each variant trains for ``--minutes`` of training-step time on ``--threads``
+Each variant trains for ``--minutes`` of wall time (validation on a fixed 1,000
+images, held to at most 20% of it, included) on ``--threads``
 threads, ``--jobs`` of them at once (two single-thread runs on a 2-core machine:
 give each job its own core, or the budgets are not equal). Then all are measured
 on the same images, in eval mode (no dropout): test bits/dim over ``--images``
@@ -197,7 +198,7 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/cifar10-jpeg")
     p.add_argument("--runs", default="runs/ablations-pixelcnn_pp")
     p.add_argument("--out", default="docs/ablations-pixelcnn_pp")
-    p.add_argument("--minutes", type=float, default=15.0, help="training-step minutes per variant")
+    p.add_argument("--minutes", type=float, default=15.0, help="wall minutes per variant")
     p.add_argument("--batch-size", type=int, default=16, help="the paper's per-GPU batch")
     p.add_argument("--images", type=int, default=2000, help="test (and train) images measured")
     p.add_argument("--threads", type=int, default=1, help="threads per job")
@@ -233,7 +234,8 @@ def main() -> None:
         }
     setup = (
         f"Each variant: the `cifar10_cpu` preset with the settings below, {args.minutes:g} "
-        f"minutes of training-step time, batch {args.batch_size}, bf16 autocast, "
+        f"minutes of wall time (validation included), batch {args.batch_size}, "
+        f"{'bf16 autocast' if fast_bfloat16('cpu') else 'float32 (no native bf16)'}, "
         f"{args.threads} thread(s) per run, {args.jobs} run(s) at once, on "
         f"{platform.processor() or platform.machine()}; the last checkpoint measured in eval "
         f"mode on the same {args.images:,} test and {args.images:,} training images. The "

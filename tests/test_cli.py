@@ -28,6 +28,11 @@ def test_train_evaluate_sample_complete(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["train"]["preset"] == "default" and cfg["model"]["config"]["blocks"] == 2
     assert cfg["data"]["levels"] == 17 and list(run.glob("samples/*.png"))
+    # The end line splits the time; the digits' validation images all fit the share.
+    assert (
+        "validating (" in out.stdout and f"on {cfg['data']['valid_images']:,} images" in out.stdout
+    )
+    assert cfg["data"]["valid_images"] == cfg["data"]["valid_images_of"]
 
     res = json.loads(pz("evaluate", run, "--json").stdout)
     assert set(res) == {"nats", "nats_se", "nats_ci", "bits_per_dim", "bits_per_dim_ci", "split",
@@ -214,7 +219,9 @@ def test_gan_and_vae_runs(tmp_path):
     # The family's training defaults (DCGAN §4) were resolved and saved.
     assert cfg["lr"] == 2e-4 and cfg["betas"] == [0.5, 0.999] and cfg["grad_clip"] == 0.0
     log = [json.loads(line) for line in (gan / "metrics.jsonl").read_text().splitlines()]
-    assert {"d_loss", "g_loss", "d_grad_norm", "g_grad_norm"} <= set(log[-1])
+    last_train = [r for r in log if r["split"] == "train"][-1]
+    assert {"d_loss", "g_loss", "d_grad_norm", "g_grad_norm"} <= set(last_train)
+    assert log[-1]["split"] == "time" and log[-1]["valid_seconds"] < 0.01  # a GAN validates nothing
     assert list(gan.glob("samples/*.png"))
     pz("sample", gan, "-n", "8", "--out", tmp_path / "g.png")
     assert Image.open(tmp_path / "g.png").size[0] > 8

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -348,7 +349,7 @@ def test_the_budget_line_says_the_throughput_and_names_a_preset_that_fits(tmp_pa
 
     build = lambda p: models.build("pixelcnn", (1, 8, 8), 17, p)  # noqa: E731
     cfg = TrainConfig(model="pixelcnn", preset="mnist", data="digits", minutes=0.05)
-    said = budget_line(cfg, build("mnist"), 1500, 100.0, 0.0, None)
+    said = budget_line(cfg, build("mnist"), 1500, 100.0, 3.0, None)
     assert (
         said.epochs == pytest.approx(0.2) and "0.05-minute budget covers 0.20 epochs" in said.line
     )
@@ -357,9 +358,97 @@ def test_the_budget_line_says_the_throughput_and_names_a_preset_that_fits(tmp_pa
     # The suggestion is cheaper per image, by the counted arithmetic.
     assert image_flops(build(said.suggestion)) < image_flops(build("mnist"))
     # Enough throughput for an epoch: no suggestion.
-    assert budget_line(cfg, build("mnist"), 1500, 1e6, 0.0, None).suggestion is None
+    assert budget_line(cfg, build("mnist"), 1500, 1e6, 3.0, None).suggestion is None
     # A steps budget: how long it will take, and no suggestion.
     cfg = TrainConfig(model="pixelcnn", data="digits", steps=8, samples=0, log_every=50)
     train(cfg, tmp_path / "small", progress=False)
     line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("budget:"))
     assert "steps left (about" in line and "would cover" not in line
+
+
+def test_a_vae_keeps_validation_to_its_share_of_a_minutes_budget(bmnist_dir, tmp_path):
+    # The VAE's IWAE-64 bound costs far more per image than a training step: on the 10,000
+    # validation images every validation would take minutes. Its own metrics say how its
+    # time went: validation within the 20% share, the wall time within the budget.
+    minutes = 0.3
+    cfg_ = TrainConfig(model="vae", data="binarized_mnist", data_dir=str(bmnist_dir),
+                       minutes=minutes, samples=4)  # fmt: skip
+    result = train(cfg_, tmp_path / "vae", progress=False)
+    records = read_metrics(tmp_path / "vae")
+    (time_,) = [r for r in records if r["split"] == "time"]
+    assert records[-1] is time_  # the last record of a run that stopped normally
+    assert time_["valid_seconds"] <= 0.2 * time_["wall_seconds"]
+    assert time_["valid_seconds"] > 0 and time_["samples_seconds"] > 0
+    parts = ("train", "valid", "samples", "checkpoint", "other")
+    assert sum(time_[f"{p}_seconds"] for p in parts) == pytest.approx(time_["wall_seconds"])
+    # Within the budget: the end's cost was reserved (from one timed batch, so the end
+    # may take a little more or less than reserved).
+    assert 0.8 * 60 * minutes <= time_["wall_seconds"] <= 1.1 * 60 * minutes
+    # A fixed subset, written where a resumed run's plan reads it, and used by validation.
+    saved = json.loads((tmp_path / "vae" / "config.json").read_text())
+    n = saved["train"]["valid_images"]
+    assert 32 <= n < 10000 and saved["data"]["valid_images"] == n == result["valid_images"]
+    assert saved["data"]["valid_subset"]["of"] == 10000
+    assert [r["images"] for r in records if r["split"] == "valid"] == [n]
+    assert len(plan(TrainConfig.from_dict(saved["train"])).valid_set) == n
+
+
+def test_the_validation_subset_is_the_seeded_one_and_resumes_unchanged(
+    tmp_path, capsys, monkeypatch
+):
+    # A tiny share and batch, and no floor, force a subset of the digits' validation images:
+    # the figure the run logged is the NLL of exactly the images its (resumed) plan takes.
+    monkeypatch.setattr("pixelzoo.training.budget.FLOOR_SECONDS", 0.0)
+    c = cfg(steps=30, valid_share=0.001, eval_batch_size=8, ckpt_every=100)
+    train(c, tmp_path / "run", progress=True)
+    err = capsys.readouterr().err  # the budget line says it, the progress bar the time split
+    assert "validation: a fixed subset of 8 of the" in err
+    assert re.search(r"time=train \d+% valid \d+%", err)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    n = saved["train"]["valid_images"]
+    full = data.load("digits", "valid")
+    assert n == 8 < len(full)  # the smallest subset: one timed batch
+    again = plan(TrainConfig.from_dict(saved["train"])).valid_set
+    assert torch.equal(again.images, full.fixed_subset(n, c.seed).images)
+    (logged,) = [r["nats"] for r in read_metrics(tmp_path / "run") if r["split"] == "valid"]
+    assert logged == pytest.approx(
+        evaluate_nll(load_model(tmp_path / "run", "last"), again)["nats"]
+    )
+    train(TrainConfig(steps=45), tmp_path / "run", resume=True, progress=False)
+    valid = [r for r in read_metrics(tmp_path / "run") if r["split"] == "valid"]
+    assert [r["images"] for r in valid] == [n] * len(valid) and valid[-1]["step"] == 45
+    # The seeded subset grows by adding images: a larger n keeps the smaller one's.
+    small, large = (set(full.fixed_subset(k, 0).images.flatten(1).sum(1).tolist()) for k in (8, 40))
+    assert small <= large
+
+
+def test_validation_leaves_the_training_random_numbers_alone(tmp_path):
+    # The VAE's validation draws importance samples; how many images it validates must
+    # not change the training that follows (the reparameterisation noise of each step).
+    spe = len(data.load("digits", "train")) // 32
+    for n in (10, 100):
+        c = TrainConfig(model="vae", preset="tiny", steps=2 * spe, batch_size=32, log_every=1,
+                        samples=0, valid_images=n)  # fmt: skip
+        train(c, tmp_path / f"v{n}", progress=False)
+    assert losses(tmp_path / "v10") == losses(tmp_path / "v100")
+
+
+def test_the_validation_share_arithmetic():
+    from pixelzoo.training.budget import subset_size, validation_allowance, validation_fits
+
+    # 10 minutes at 0.1 s a step, 100 steps an epoch: 8 minutes of steps = 48 validations
+    # sharing 2 minutes; a timed batch that took 6 s leaves 114 s of them.
+    assert validation_allowance(0.2, 0.1, 100, None, 600.0) == (pytest.approx(120 / 48), 48)
+    assert validation_allowance(0.2, 0.1, 100, None, 600.0, 6.0)[0] == pytest.approx(114 / 48)
+    # A steps budget: 1,000 steps of 0.1 s validated every 300 (and at the end: 4 times)
+    # may validate for a quarter of their 100 s (a fifth of the whole).
+    assert validation_allowance(0.2, 0.1, 300, 1000, None) == (pytest.approx(25 / 4), 4)
+    assert validation_allowance(0.2, 0.1, 100, 50, 600.0)[1] == 1  # steps end it first
+    with pytest.raises(ValueError):
+        validation_allowance(1.0, 0.1, 100, 50, None)
+    assert subset_size(4.0, 0.01, 10000, 32) == 300  # 0.75 x 4 s at 10 ms an image
+    assert subset_size(4.0, 0.01, 100, 32) == 100 and subset_size(0.0, 0.1, 100, 32) == 32
+    assert subset_size(0.0, 0.01, 10000, 32) == 200  # 2 s are never cut
+    assert validation_fits(0.2, 10.0, 5.0, 100.0) and not validation_fits(0.2, 10.1, 5.0, 100.0)
+    assert validation_fits(0.2, 100.0, 2.0, 1.0)  # 2 s are never skipped
+    assert validation_fits(1.0, 1e9, 1e9, 1.0)

@@ -195,6 +195,13 @@ def _report_training(result: dict, run_dir) -> int:
     else:
         print(f"step {result['step']}: a GAN has no validation likelihood; see its sample grids")
         nxt = ""
+    s = result["seconds"]
+    print(
+        f"time: {s['wall']:.1f} s in all: {s['training']:.1f} s of training steps, "
+        f"{s['validation']:.1f} s validating ({s['validation'] / max(s['wall'], 1e-9):.0%}, "
+        f"on {result['valid_images']:,} images), {s['samples']:.1f} s of sample grids, "
+        f"{s['checkpoints']:.1f} s of checkpoints"
+    )
     print(f"run saved in {run_dir}  (next: {nxt}pixelzoo sample {run_dir} -n 16 --out samples.png)")
     return 0
 

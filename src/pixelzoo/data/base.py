@@ -87,6 +87,12 @@ class ImageDataset(torch.utils.data.Dataset):
         labels = None if self.labels is None else self.labels[index]
         return dataclasses.replace(self, images=self.images[index], labels=labels)
 
+    def fixed_subset(self, n: int, seed: int) -> ImageDataset:
+        """The first ``n`` images of a permutation drawn from ``seed``, in index order:
+        the same images for the same seed, and a larger ``n`` only adds images."""
+        pick = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(pick[:n].sort().values)
+
     def get_batch(
         self, index: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:

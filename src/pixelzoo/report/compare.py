@@ -266,7 +266,8 @@ def quick(
     """Train small models and the evaluator on the embedded digits, then compare them.
 
     Each model trains with its ``digits``/``default`` preset for ``epochs`` epochs or
-    ``minutes`` minutes of training, whichever comes first; a few minutes in all on 2 cores.
+    ``minutes`` minutes of wall time (validation, held to its default share, included),
+    whichever comes first; a few minutes in all on 2 cores.
     """
     out = Path(out)
     runs = out / "runs"
@@ -286,7 +287,8 @@ def quick(
         run_dirs.append(run)
     note = (
         f"Quick comparison: every model trained on the embedded 8x8 digits (1,258 training images) for "
-        f"{epochs} epochs or {minutes:g} minutes of training, whichever came first; small models, so "
+        f"{epochs} epochs or {minutes:g} minutes of wall time each (validation at most 20% of it, "
+        "sample grids and checkpoints included; the table gives both times), whichever came first; small models, so "
         "read the ranking, not the absolute numbers."
     )
     cfg = MeasureConfig(samples=359, ais_images=100, bdmc_images=16, ais_max_steps=1600,

@@ -66,7 +66,8 @@ INTERVAL_KEYS = (
 )  # fmt: skip
 # The keys of every record, in the order of metrics.jsonl (null where a metric does not apply).
 KEYS = (
-    "model", "run", "params", "train_seconds", "train_images_per_s", "steps",
+    "model", "run", "params", "train_seconds", "wall_seconds", "valid_seconds",
+    "train_images_per_s", "steps",
     "nats", "nats_ci", "nats_kind", "nats_route", "bits_per_dim", "bits_per_dim_ci",
     "nll_images", "iwae_nats", "iwae_nats_ci", "ais_nats", "ais_nats_ci", "ais_images",
     "ais_steps", "ais_chain_spread", "bdmc_gap", "bdmc_target", "ais_loose",

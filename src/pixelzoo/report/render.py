@@ -117,12 +117,21 @@ def _speed(r: dict) -> str:
     return text if naive is None else f"{text}; naive {naive:.3g} s"
 
 
+def _wall(r: dict) -> str:
+    """The run's wall time and validation's share of it ("-" for runs that did not count it)."""
+    wall = r.get("wall_seconds")
+    if not wall:
+        return "-"
+    return f"{duration(wall)} ({(r.get('valid_seconds') or 0.0) / wall:.0%})"
+
+
 # Two tables, each (heading, function of a record -> cell text): likelihood and cost,
 # then the samples.
 LIKELIHOOD_COLUMNS = [
     ("model", lambda r: r["label"]),
     ("params", lambda r: "-" if r["params"] is None else f"{r['params'] / 1e6:.2f} M"),
     ("train time", lambda r: duration(r["train_seconds"])),
+    ("wall time (validating)", _wall),
     ("train img/s", lambda r: fmt(r["train_images_per_s"])),
     ("NLL nats/image", _nll),
     ("bits/dim", _est("bits_per_dim")),

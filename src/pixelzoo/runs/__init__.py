@@ -6,7 +6,7 @@ training, so that both use one reader (and neither imports the other for it).
 
 from pixelzoo.runs.checkpoint import Checkpoints
 from pixelzoo.runs.lock import RunLock
-from pixelzoo.runs.metrics import MetricsLog, read_metrics, trained_seconds
+from pixelzoo.runs.metrics import MetricsLog, read_metrics, stopped, trained_seconds
 from pixelzoo.runs.run import Run, load_model, load_split
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "load_model",
     "load_split",
     "read_metrics",
+    "stopped",
     "trained_seconds",
 ]

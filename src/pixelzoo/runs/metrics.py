@@ -123,6 +123,13 @@ def read_metrics(run_dir) -> list[dict]:
     return out
 
 
+def stopped(run_dir) -> bool:
+    """Whether the run's training stopped normally (its last record is the time record)
+    and has not been resumed since."""
+    records = read_metrics(run_dir)
+    return bool(records) and records[-1].get("split") == "time"
+
+
 def trained_seconds(run_dir) -> float:
     """Training-step seconds of the run's last checkpoint's log (0 before its first checkpoint)."""
     if not (Path(run_dir) / "checkpoints" / "last.json").exists():

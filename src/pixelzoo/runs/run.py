@@ -211,11 +211,16 @@ class Run:
         train = [r for r in records if r.get("split") == "train"]
         valid = [r for r in records if r.get("split") == "valid" and "nats" in r]
         seconds = max((r.get("train_seconds") or 0.0 for r in records), default=0.0)
+        # The wall time (validation, samples, checkpoints included) of runs that count it.
+        wall = max((r.get("wall_seconds") or 0.0 for r in records), default=0.0)
+        validating = max((r.get("valid_seconds") or 0.0 for r in records), default=0.0)
         steps = max((r["step"] for r in train), default=0)
         batch = self.train.get("batch_size") or 0
         return {
             "steps": steps,
             "train_seconds": seconds or None,
+            "wall_seconds": wall or None,
+            "valid_seconds": validating if wall else None,
             "train_images_per_s": steps * batch / seconds if seconds else None,
             "curve_train": [(r.get("train_seconds"), r) for r in train],
             "curve_valid": [(r.get("train_seconds"), r["nats"]) for r in valid],

@@ -104,4 +104,4 @@ class AdversarialTrainer(Trainer):
         if "alpha" in record:
             out["res"] = record["resolution"]
             out["alpha"] = f"{record['alpha']:.2f}"
-        return out
+        return {**out, **self.time_postfix(record)}

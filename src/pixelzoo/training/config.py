@@ -27,7 +27,11 @@ class TrainConfig:
         data_dir: a folder holding the dataset's files (None: the download cache).
         data_options: dataset options (e.g. {"binarize": "dynamic"} for mnist).
         steps, epochs, minutes: stop after this many optimizer steps / epochs /
-            minutes of training, whichever comes first (default: 20 epochs).
+            minutes, whichever comes first (default: 20 epochs). Minutes are the
+            wall time of the training loop, as the user waits for it: training
+            steps, validation, sample grids and checkpoints together (the run stops
+            its steps early enough for the last validation to fit); the run's
+            metrics say how the time split.
         batch_size: global batch size (split across processes under torchrun).
         micro_batch: if set, each process runs its share of the batch in chunks of
             at most this many images and accumulates their gradients: the same
@@ -52,9 +56,18 @@ class TrainConfig:
             validation costs more than an epoch (a VAE's IWAE bound on 10,000
             images takes 7 minutes on one core, its epoch 36 s).
         valid_images: validate on a fixed random subset of this many validation
-            images, drawn once from the seed (the same on resume); None: all. The
-            best checkpoint is then the best on that subset; ``evaluate`` and
-            ``compare`` always score the whole split.
+            images, drawn once from the seed (the same on resume); None: chosen by
+            ``valid_share``. The best checkpoint is then the best on that subset;
+            ``evaluate`` and ``compare`` always score the whole split.
+        valid_share: the most of the run's time validation may take (0.2: a fifth).
+            Unless ``valid_images`` is given, the run times one batch of validation
+            after its first steps and takes the largest fixed subset (drawn from the
+            seed, as ``valid_images``) that fits the share over the validations it
+            expects; the number is then written into ``config.json`` (so a resumed
+            run validates the same images). A validation between epochs that would
+            overrun the share is skipped (the end of training always validates);
+            a validation of at most 2 seconds is never cut or skipped; 1 turns the
+            bound off.
         ckpt_every: steps between checkpoints (and one at every validation).
         samples: images in the sample grid written after every validation (0: none).
         device: "auto", "cpu", "cuda", "cuda:1"...
@@ -94,6 +107,7 @@ class TrainConfig:
     log_every: int = setting(50, low=1)
     valid_every: int = setting(1, low=1)
     valid_images: int | None = setting(None, low=1)
+    valid_share: float = setting(0.2, above=0, high=1)
     ckpt_every: int = setting(500, low=1)
     samples: int = setting(16, low=0, high=1024)
     device: str = "auto"

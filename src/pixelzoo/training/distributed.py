@@ -56,10 +56,19 @@ def setup(device: str) -> Dist:
 
 
 def all_sum(value: float, d: Dist, device) -> float:
+    return _all_reduce(value, d, device, dist.ReduceOp.SUM)
+
+
+def all_max(value: float, d: Dist, device) -> float:
+    """The largest of every process's ``value`` (e.g. seconds: the slowest process's)."""
+    return _all_reduce(value, d, device, dist.ReduceOp.MAX)
+
+
+def _all_reduce(value: float, d: Dist, device, op) -> float:
     if not d.enabled:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
+    dist.all_reduce(t, op=op)
     return float(t)
 
 

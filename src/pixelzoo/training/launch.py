@@ -33,7 +33,7 @@ from pixelzoo import data as datasets
 from pixelzoo import models
 from pixelzoo.errors import CheckpointError, ConfigError
 from pixelzoo.models.adversarial import AdversarialModel
-from pixelzoo.runs import Checkpoints, Run, RunLock, trained_seconds
+from pixelzoo.runs import Checkpoints, Run, RunLock, stopped
 from pixelzoo.runs.lock import LOCK_NAME
 from pixelzoo.training import distributed
 from pixelzoo.training.adversarial import AdversarialTrainer
@@ -116,8 +116,7 @@ def plan(cfg: TrainConfig, *, saved_model: dict | None = None) -> Plan:
     valid_set = datasets.load(cfg.data, "valid", cfg.data_dir, **cfg.data_options)
     valid_of = len(valid_set)
     if cfg.valid_images is not None and cfg.valid_images < valid_of:
-        pick = torch.randperm(valid_of, generator=torch.Generator().manual_seed(cfg.seed))
-        valid_set = valid_set.subset(pick[: cfg.valid_images].sort().values)
+        valid_set = valid_set.fixed_subset(cfg.valid_images, cfg.seed)
     cfg.resolve_defaults(entry.cls.train_defaults)
     settings = dict(saved_model if saved_model is not None else cfg.overrides)
     if cfg.cond == "class" and saved_model is None:
@@ -209,12 +208,12 @@ def train(cfg: TrainConfig, run_dir, *, resume: bool = False, progress: bool = T
 def train_to_budget(
     cfg: TrainConfig, run_dir, *, threads: int | None = None, progress: bool = False
 ) -> str:
-    """Train ``run_dir`` until it has ``cfg.minutes`` of training-step time: fresh, resumed
-    after an interruption, or left alone when it already has them. Returns the folder."""
+    """Train ``run_dir`` to the budget of ``cfg``: fresh, resumed after an interruption, or
+    left alone when its training already stopped normally. Returns the folder."""
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = Path(run_dir)
-    if cfg.minutes is None or trained_seconds(run_dir) < 60 * cfg.minutes:
+    if not stopped(run_dir):
         train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=progress)
     return str(run_dir)
 

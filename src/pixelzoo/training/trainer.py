@@ -14,13 +14,25 @@ Determinism and resume: the order of training images in epoch e is a permutation
 drawn from a generator seeded with (seed, e), and dynamic binarization of step s
 from one seeded with (seed, s); the global torch RNG (dropout) is saved in every
 checkpoint. A resumed run therefore replays exactly the batches, and so the
-losses, of the uninterrupted one.
+losses, of the uninterrupted one. Validation draws its own random numbers (a VAE's
+importance samples) from a fixed seed and leaves the training ones untouched, so
+what or how much is validated never changes the training.
+
+Time: the loop keeps account of its seconds (training steps, validation, sample
+grids, checkpoints, and the wall time of it all), saves them in every checkpoint,
+writes them as the run's last metrics record (``"split": "time"``) and shows
+validation's share in the progress bar. A ``minutes`` budget is wall time: the steps
+stop when the wall time plus what the end costs (the last validation, sample grid
+and checkpoint) reaches it. Validation is held to ``valid_share`` of the time by a
+fixed subset sized after the first steps and by skipping a validation between
+epochs that would overrun it (see :mod:`.budget`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import sys
 import time
@@ -55,6 +67,9 @@ class _Objective(nn.Module):
 
 # Checkpoint-state prefix of the raw (trained) weights when the model weights are an average.
 RAW = "train_weights."
+# What the loop's time is counted as (see the module's "Time").
+SECONDS = ("training", "validation", "samples", "checkpoints", "wall")
+VALID_SEED = 15485863  # added to the run's seed for validation's own random numbers
 
 
 def resolve_device(device: str, local_rank: int = 0) -> str:
@@ -174,7 +189,15 @@ class Trainer:
 
         self.step = 0
         self.best = math.inf
-        self.elapsed = 0.0  # seconds of training so far, across resumes
+        # Seconds of the training loop, across resumes (see the module's "Time").
+        self.seconds = dict.fromkeys(SECONDS, 0.0)
+        # What the last validation, sample grid and checkpoint took: the reserve that a
+        # ``minutes`` run keeps for its end (validation None: not yet measured).
+        self.last_cost = {"validation": None, "samples": 0.0, "checkpoints": 0.0}
+        self.valid_estimate: float | None = None  # seconds of one validation, from a timed batch
+        self.expected_validations = 1
+        self.validation_planned = False
+        self._wall_from: float | None = None  # when this process's part of the wall time began
         self.window = self._empty_window()
         run_id = Run(self.run_dir).run_id if resume else (record or {}).get("run_id")
         self.checkpoints = Checkpoints(self.run_dir / "checkpoints", run_id)
@@ -245,7 +268,10 @@ class Trainer:
             torch.set_rng_state(state["rng.torch"])
             if "rng.cuda" in state and self.device.startswith("cuda"):
                 torch.cuda.set_rng_state(state["rng.cuda"], self.device)
-            self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
+            self.step = int(meta["step"])
+            self.seconds.update(meta.get("seconds", {}))
+            self.seconds["training"] = float(meta["elapsed"])
+            self.last_cost.update(meta.get("last_cost", {}))
             best = meta.get("best_valid", meta.get("best_valid_nats"))
             self.best = math.inf if best is None else float(best)
             self.window = meta["window"]
@@ -279,6 +305,8 @@ class Trainer:
                 "best_key": self.best_key,
                 "best_valid": best_value,
                 "elapsed": self.elapsed,
+                "seconds": {**self.seconds, "wall": self.wall},
+                "last_cost": self.last_cost,
                 "window": self.window,
                 "optimizers": opt_meta,
                 "model": self.model_spec(),
@@ -293,6 +321,28 @@ class Trainer:
                 best_extra={f"valid_{self.best_key}": best_value},
             )
         distributed.barrier(self.dist)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training steps so far, across resumes."""
+        return self.seconds["training"]
+
+    @property
+    def wall(self) -> float:
+        """Wall seconds of the training loop so far, across resumes."""
+        live = 0.0 if self._wall_from is None else time.perf_counter() - self._wall_from
+        return self.seconds["wall"] + live
+
+    @contextlib.contextmanager
+    def timed(self, what: str):
+        """Count the block's seconds as ``what`` (validation, samples, checkpoints)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.seconds[what] += dt
+            self.last_cost[what] = dt
 
     @property
     def eval_model(self) -> nn.Module:
@@ -438,18 +488,102 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict:
         """Validation NLL (exact or a bound, per ``nats_kind``); empty for a model without one."""
-        kind = self.model.nats_kind
+        kind = getattr(self.model, "nats_kind", None)
         if kind is None:
             return {}
         n = len(self.valid_set)
-        idx = torch.arange(n)[self.dist.rank :: self.dist.world_size]
-        local = nll_sum(self.eval_model, self.valid_set, idx, self.cfg.eval_batch_size)
-        nats = distributed.all_sum(local, self.dist, self.device) / n
+        nats = distributed.all_sum(self._valid_nll(n), self.dist, self.device) / n
         return {
             "nats": nats,
             "bits_per_dim": bits_per_dim(nats, self.model.dims),
             "nats_kind": kind,
+            "images": n,
         }
+
+    def _valid_nll(self, n: int) -> float:
+        """This process's share of the NLL sum of the first ``n`` validation images, with
+        random numbers of its own (the training's are left as they were)."""
+        idx = torch.arange(n)[self.dist.rank :: self.dist.world_size]
+        cuda = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.cfg.seed + VALID_SEED)
+            return nll_sum(self.eval_model, self.valid_set, idx, self.cfg.eval_batch_size)
+
+    def plan_validation(self, step_seconds: float) -> str:
+        """Time one batch of validation and size the validation subset to ``valid_share``
+        (see :mod:`.budget`); returns what the budget line says of it."""
+        self.validation_planned = True
+        cfg, period = self.cfg, self.steps_per_epoch * self.cfg.valid_every
+        wall_budget = None if cfg.minutes is None else 60 * cfg.minutes
+        steps = self.total_steps
+        if wall_budget is not None:
+            more = max(0.0, wall_budget - self.wall) / max(step_seconds, 1e-9)
+            steps = min(steps or math.inf, self.step + more)
+        self.expected_validations = max(1, math.ceil((steps - self.step) / period))
+        sized = cfg.valid_share < 1 and cfg.valid_images is None
+        if getattr(self.model, "nats_kind", None) is None:
+            return ""
+        if self.last_cost["validation"] is not None:  # resumed: measured before
+            return ""
+        if not (sized or cfg.minutes):
+            return ""  # nothing to size and no end to reserve time for
+        available = len(self.valid_set)
+        per_process = min(cfg.eval_batch_size, budget.PROBE_IMAGES)
+        probe = min(available, per_process * self.dist.world_size)
+        t0 = time.perf_counter()
+        self._valid_nll(probe)
+        took = distributed.all_max(time.perf_counter() - t0, self.dist, self.device)
+        self.seconds["validation"] += took
+        per_image = took / probe
+        if not sized:
+            self.valid_estimate = per_image * available
+            return f"validation: {available:,} images, about {self.valid_estimate:.1f} s each time"
+        allowance, expected = budget.validation_allowance(
+            cfg.valid_share, step_seconds, period, self.total_steps, wall_budget, took
+        )
+        n = budget.subset_size(allowance, per_image, available, probe)
+        self.valid_estimate = per_image * n
+        self.expected_validations = expected
+        info = {"images": n, "of": available, "valid_share": cfg.valid_share,
+                "allowance_seconds": allowance, "validations_expected": expected,
+                "seconds_per_image": per_image}  # fmt: skip
+        self._fix_validation_subset(n, info)
+        share = f"{cfg.valid_share:.0%} share"
+        if n == available:
+            return (f"validation: all {n:,} images fit the {share} (about "
+                    f"{self.valid_estimate:.1f} s each, {expected} expected)")  # fmt: skip
+        return (f"validation: a fixed subset of {n:,} of the {available:,} images fits the "
+                f"{share} (about {self.valid_estimate:.1f} s each, {expected} expected); the best "
+                "checkpoint is the best on it, evaluate scores the whole split")  # fmt: skip
+
+    def _fix_validation_subset(self, n: int, info: dict) -> None:
+        """Validate on the first ``n`` images of the seeded permutation from now on, and
+        say so in ``config.json`` (a resumed run's plan then takes the same images)."""
+        if n < len(self.valid_set):
+            self.valid_set = self.valid_set.fixed_subset(n, self.cfg.seed)
+        self.cfg = dataclasses.replace(self.cfg, valid_images=n)
+        if self.dist.is_main:
+            config = dict(Run(self.run_dir).config)
+            config["train"] = {**config["train"], "valid_images": n}
+            config["data"] = {**config["data"], "valid_images": n, "valid_subset": info}
+            atomic_write_json(self.run_dir / "config.json", config)
+            self.log.write({"split": "valid_subset", "step": self.step, **info})
+
+    def validation_fits(self) -> bool:
+        """Whether a validation between epochs keeps validation within its share."""
+        cost = self.last_cost["validation"]
+        cost = self.valid_estimate if cost is None else cost
+        if cost is None or self.cfg.valid_share >= 1:
+            return True
+        if self.cfg.minutes is not None:
+            projected = 60 * self.cfg.minutes
+        else:
+            step_s = self.elapsed / max(self.step, 1)
+            projected = self.wall + 2 * cost + (self.total_steps - self.step) * step_s
+        fits = budget.validation_fits(
+            self.cfg.valid_share, self.seconds["validation"], cost, projected
+        )
+        return distributed.all_max(float(not fits), self.dist, self.device) == 0.0
 
     def write_samples(self) -> None:
         if not self.cfg.samples or not self.dist.is_main:
@@ -462,24 +596,43 @@ class Trainer:
             save_grid(x, self.model.levels, path, nrow=nrow)
             self.log.image("samples", make_grid(x, self.model.levels, nrow), self.step)
 
-    def end_of_epoch(self) -> dict:
-        v = self.validate()
+    def end_of_epoch(self, final: bool = False) -> dict:
+        """Validate (unless, between epochs, that would overrun ``valid_share``), write the
+        sample grid and a checkpoint; returns the validation figures (empty if none)."""
+        epoch = self.step / self.steps_per_epoch
+        if not final and not self.validation_fits():
+            self.log.write({"split": "valid_skipped", "step": self.step, "epoch": epoch,
+                            **self.time_fields()})  # fmt: skip
+            with self.timed("checkpoints"):
+                self._save(best=False)
+            return {}
+        with self.timed("validation"):
+            v = self.validate()
         improved = bool(v) and v[self.best_key] < self.best
         if v:
             self.best = min(self.best, v[self.best_key])
-            self.log.write(
-                {
-                    "split": "valid",
-                    "step": self.step,
-                    "epoch": self.step / self.steps_per_epoch,
-                    "train_seconds": self.elapsed,
-                    **v,
-                    f"best_{self.best_key}": self.best,
-                }
-            )
-        self.write_samples()
-        self._save(best=improved)
+            self.log.write({"split": "valid", "step": self.step, "epoch": epoch,
+                            **self.time_fields(), **v, f"best_{self.best_key}": self.best})  # fmt: skip
+        with self.timed("samples"):
+            self.write_samples()
+        with self.timed("checkpoints"):
+            self._save(best=improved)
         return v
+
+    def time_fields(self) -> dict:
+        """The time so far, as metrics fields: training steps, validation, wall."""
+        return {"train_seconds": self.elapsed, "valid_seconds": self.seconds["validation"],
+                "wall_seconds": self.wall}  # fmt: skip
+
+    def time_record(self) -> dict:
+        """The run's time, split: the last record of a run that stopped normally."""
+        s = {**self.seconds, "wall": self.wall}
+        counted = s["training"] + s["validation"] + s["samples"] + s["checkpoints"]
+        return {"split": "time", "step": self.step, "train_seconds": s["training"],
+                "valid_seconds": s["validation"], "samples_seconds": s["samples"],
+                "checkpoint_seconds": s["checkpoints"], "other_seconds": max(0.0, s["wall"] - counted),
+                "wall_seconds": s["wall"], "valid_share": self.cfg.valid_share,
+                "valid_images": len(self.valid_set)}  # fmt: skip
 
     def after_training(self) -> None:
         """Hook: runs once training has stopped normally, with the metrics log still open."""
@@ -487,8 +640,18 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     @property
     def finished(self) -> bool:
-        out_of_time = self.cfg.minutes is not None and self.elapsed >= 60 * self.cfg.minutes
-        return out_of_time or (self.total_steps is not None and self.step >= self.total_steps)
+        """The steps or epochs are done, or the wall time and what the end costs reach
+        ``minutes`` (every process agrees: the slowest one's clock decides)."""
+        if self.total_steps is not None and self.step >= self.total_steps:
+            return True
+        if self.cfg.minutes is None:
+            return False
+        valid = self.last_cost["validation"]
+        if valid is None:  # not yet measured: the timed batch's estimate, with its margin
+            valid = (self.valid_estimate or 0.0) / budget.MARGIN
+        reserve = valid + self.last_cost["samples"] + self.last_cost["checkpoints"]
+        over = self.wall + reserve >= 60 * self.cfg.minutes
+        return distributed.all_max(float(over), self.dist, self.device) > 0
 
     def fit(self) -> dict:
         """Train until a stopping criterion; returns the last validation result.
@@ -515,16 +678,22 @@ class Trainer:
         )
         self.model.train()
         measured = []  # the first steps' seconds, for the budget line
+        self._wall_from = time.perf_counter()
         try:
-            while not self.finished:
+            done = False
+            while not done:
                 t0 = time.perf_counter()
                 scalars = self.train_step()
                 dt = time.perf_counter() - t0
-                self.elapsed += dt
+                self.seconds["training"] += dt
                 if len(measured) <= budget.STEPS:
                     measured.append(dt)
-                    if len(measured) == budget.STEPS + 1 or self.finished:
-                        self.say_budget(measured[1:] or measured)
+                done = self.finished
+                if not self.validation_planned and (len(measured) > budget.STEPS or done):
+                    seconds = measured[1:] or measured
+                    said = self.plan_validation(sum(seconds) / len(seconds))
+                    self.say_budget(seconds, said)
+                    done = self.finished
                 w = self.window
                 for k, v in scalars.items():
                     w["sums"][k] = w["sums"].get(k, 0.0) + v
@@ -535,25 +704,36 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     self._log_window()
                     bar.set_postfix(self.postfix(self.log_record))
-                if self.step % (spe * cfg.valid_every) == 0 or self.finished:
-                    last_valid = self.end_of_epoch()
+                if self.step % (spe * cfg.valid_every) == 0 or done:
+                    last_valid = self.end_of_epoch(final=done) or last_valid
                 elif self.step % cfg.ckpt_every == 0:
-                    self._save(best=False)
+                    with self.timed("checkpoints"):
+                        self._save(best=False)
             self.after_training()
+            self.seconds["wall"], self._wall_from = self.wall, None
+            self.log.write(self.time_record())
         finally:
+            if self._wall_from is not None:
+                self.seconds["wall"], self._wall_from = self.wall, None
             bar.close()
             self.log.close()
-        return {"step": self.step, "valid": last_valid, "best_valid": self.best}
+        return {"step": self.step, "valid": last_valid, "best_valid": self.best,
+                "seconds": dict(self.seconds), "valid_images": len(self.valid_set)}  # fmt: skip
 
-    def say_budget(self, seconds: list[float]) -> None:
+    def say_budget(self, seconds: list[float], validation: str = "") -> None:
         """One line (and a metrics record): throughput, epochs the budget covers, and a
         preset that would fit when it covers less than one (see :mod:`.budget`)."""
         if not self.dist.is_main:
             return
+        cfg = self.cfg
         left = None if self.total_steps is None else self.total_steps - self.step
-        ips = self.cfg.batch_size * len(seconds) / max(sum(seconds), 1e-9)
+        ips = cfg.batch_size * len(seconds) / max(sum(seconds), 1e-9)
+        train_seconds = None
+        if cfg.minutes is not None:  # what is left once the validations are set aside
+            validations = self.expected_validations * (self.valid_estimate or 0.0)
+            train_seconds = max(0.0, 60 * cfg.minutes - self.wall - validations)
         said = budget.budget_line(
-            self.cfg, self.model, len(self.train_set), ips, self.elapsed, left
+            cfg, self.model, len(self.train_set), ips, train_seconds, left, validation
         )
         tqdm.write(said.line, file=sys.stderr)
         self.log.write(said.record(self.step))
@@ -562,7 +742,7 @@ class Trainer:
         w = self.window
         means = {k: v / w["steps"] for k, v in w["sums"].items()}
         record = {"split": "train", "step": self.step, "epoch": self.step / self.steps_per_epoch}
-        record["train_seconds"] = self.elapsed  # training-step time, across resumes
+        record.update(self.time_fields())  # training-step time (across resumes) and wall
         record.update(means)
         if getattr(self.model, "nats_kind", None) is not None:  # the loss is nats per sub-pixel
             record["bits_per_dim"] = means["loss"] / math.log(2)
@@ -574,10 +754,18 @@ class Trainer:
         self.window = self._empty_window()
 
     def postfix(self, record: dict) -> dict:
-        """What the progress bar shows after each logged window."""
+        """What the progress bar shows after each logged window: the loss and the time
+        split (training / validation of the wall time so far)."""
         if "bits_per_dim" in record:
-            return {"bpd": f"{record['bits_per_dim']:.4f}"}
-        return {"loss": f"{record['loss']:.4f}"}
+            return {"bpd": f"{record['bits_per_dim']:.4f}", **self.time_postfix(record)}
+        return {"loss": f"{record['loss']:.4f}", **self.time_postfix(record)}
+
+    @staticmethod
+    def time_postfix(record: dict) -> dict:
+        """The share of the wall time so far spent in training steps and in validation."""
+        wall = max(record["wall_seconds"], 1e-9)
+        return {"time": f"train {record['train_seconds'] / wall:.0%} "
+                        f"valid {record['valid_seconds'] / wall:.0%}"}  # fmt: skip
 
     def close(self) -> None:
         if self.log is not None:
