@@ -710,11 +710,9 @@ class Trainer:
                     with self.timed("checkpoints"):
                         self._save(best=False)
             self.after_training()
-            self.seconds["wall"], self._wall_from = self.wall, None
             self.log.write(self.time_record())
         finally:
-            if self._wall_from is not None:
-                self.seconds["wall"], self._wall_from = self.wall, None
+            self.seconds["wall"], self._wall_from = self.wall, None
             bar.close()
             self.log.close()
         return {"step": self.step, "valid": last_valid, "best_valid": self.best,
