@@ -183,6 +183,7 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     The two processes also split their 16 images into micro-batches of 8.
     """
     common = ["train", "--steps", "8", "--batch-size", "32", "--device", "cpu", *SMALL_CLI]
+    common += ["--set", "amp=false"]  # float32: under bf16 batch shapes round differently
     subprocess.run(
         [sys.executable, "-m", "pixelzoo", *common, "--out", str(tmp_path / "one")],
         check=True,
@@ -221,8 +222,9 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
 
 def test_micro_batches_make_the_same_step(tmp_path):
     """Accumulating chunks of 5 (the last one smaller) equals the whole batch of 32."""
-    train(cfg(steps=6), tmp_path / "whole", progress=False)
-    train(cfg(steps=6, micro_batch=5), tmp_path / "chunks", progress=False)
+    # In float32: under bf16 autocast two batch shapes round differently.
+    train(cfg(steps=6, amp=False), tmp_path / "whole", progress=False)
+    train(cfg(steps=6, micro_batch=5, amp=False), tmp_path / "chunks", progress=False)
     for (_, a), (_, b) in zip(losses(tmp_path / "whole"), losses(tmp_path / "chunks"), strict=True):
         assert abs(a - b) < 1e-5
     for k, v in weights(tmp_path / "whole").items():
@@ -452,3 +454,43 @@ def test_the_validation_share_arithmetic():
     assert validation_fits(0.2, 10.0, 5.0, 100.0) and not validation_fits(0.2, 10.1, 5.0, 100.0)
     assert validation_fits(0.2, 100.0, 2.0, 1.0)  # 2 s are never skipped
     assert validation_fits(1.0, 1e9, 1e9, 1.0)
+
+
+def test_amp_defaults_to_native_bfloat16_and_the_choice_is_recorded(tmp_path, monkeypatch):
+    """amp=None turns bf16 autocast on exactly where bf16 is native; config.json and a
+    "setup" record say what was chosen; amp=true where bf16 is emulated warns."""
+    import pixelzoo.training.trainer as trainer_mod
+
+    real_autocast, enabled = torch.autocast, []
+
+    def spy(*args, **kw):
+        enabled.append(kw["enabled"])
+        return real_autocast(*args, **kw)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    for native in (True, False):  # as if on an AVX512-BF16 CPU, then on an AVX2-only one
+        monkeypatch.setattr(trainer_mod, "fast_bfloat16", lambda device, n=native: n)
+        enabled.clear()
+        train(cfg(steps=2), tmp_path / f"native-{native}", progress=False)
+        chosen = json.loads((tmp_path / f"native-{native}" / "config.json").read_text())["chosen"]
+        assert chosen["amp"] is native and chosen["amp_reason"].startswith("default")
+        assert ("is native" in chosen["amp_reason"]) == native
+        assert enabled and set(enabled) == {native}  # every training step, as chosen
+        (setup,) = [r for r in read_metrics(tmp_path / f"native-{native}") if r["split"] == "setup"]
+        assert setup["amp"] is native and setup["resumed"] is False
+    # The setting stays "default" in the run: resumed on a machine with native bf16, the
+    # run is decided again there, and the new start says so.
+    monkeypatch.setattr(trainer_mod, "fast_bfloat16", lambda device: True)
+    train(TrainConfig(steps=3), tmp_path / "native-False", resume=True, progress=False)
+    setups = [r for r in read_metrics(tmp_path / "native-False") if r["split"] == "setup"]
+    assert [(r["amp"], r["resumed"]) for r in setups] == [(False, False), (True, True)]
+    # Set explicitly, it is kept; amp=true where bf16 would be emulated warns.
+    monkeypatch.setattr(trainer_mod, "fast_bfloat16", lambda device: False)
+    with pytest.warns(UserWarning, match="no native bfloat16: autocast is emulated"):
+        train(cfg(steps=1, amp=True), tmp_path / "forced", progress=False)
+    chosen = json.loads((tmp_path / "forced" / "config.json").read_text())["chosen"]
+    assert chosen["amp"] is True and chosen["amp_reason"] == "set"
+    monkeypatch.setattr(trainer_mod, "fast_bfloat16", lambda device: True)
+    enabled.clear()
+    train(cfg(steps=1, amp=False), tmp_path / "off", progress=False)
+    assert set(enabled) == {False}

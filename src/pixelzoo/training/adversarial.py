@@ -49,7 +49,7 @@ class AdversarialTrainer(Trainer):
 
     def _autocast(self):
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.cfg.amp)
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp)
 
     def update(self, batch) -> dict[str, float]:
         model = self.model

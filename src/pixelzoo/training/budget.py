@@ -92,12 +92,13 @@ def smaller_preset(name: str, preset: str, model, images_per_s: float, seconds: 
 
 
 def budget_line(cfg, model, n_train: int, images_per_s: float, seconds: float | None,
-                steps_left: int | None, validation: str = "") -> Budget:  # fmt: skip
+                steps_left: int | None, validation: str = "",
+                precision: str = "") -> Budget:  # fmt: skip
     """The budget of a run (``cfg``) whose measured throughput is ``images_per_s``.
 
     ``seconds``: the training-step seconds its ``--minutes`` leave once validation is
     set aside (None: no time budget); ``validation``: how validation was sized, said
-    at the end of the line.
+    at the end of the line; ``precision``: how the steps compute (after the images/s).
     """
     by_steps = None if steps_left is None else steps_left * cfg.batch_size / n_train
     by_time = None if seconds is None else seconds * images_per_s / n_train
@@ -106,7 +107,8 @@ def budget_line(cfg, model, n_train: int, images_per_s: float, seconds: float | 
         what = f"the {cfg.minutes:g}-minute budget"
     else:
         what = f"the {steps_left:,} steps left (about {steps_left * cfg.batch_size / images_per_s / 60:.1f} min)"
-    line = (f"budget: {images_per_s:,.0f} images/s over the first steps; {what} covers "
+    how = f" ({precision})" if precision else ""
+    line = (f"budget: {images_per_s:,.0f} images/s{how} over the first steps; {what} covers "
             f"{epochs:.2f} epochs of the {n_train:,} training images")  # fmt: skip
     suggestion = None
     if by_time is not None and epochs < 1.0 and cfg.preset:

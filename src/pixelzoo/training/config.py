@@ -71,8 +71,12 @@ class TrainConfig:
         ckpt_every: steps between checkpoints (and one at every validation).
         samples: images in the sample grid written after every validation (0: none).
         device: "auto", "cpu", "cuda", "cuda:1"...
-        amp: bfloat16 autocast for training steps (CUDA, or CPUs with AVX512-BF16,
-            where it doubles PixelCNN's throughput); evaluation stays float32.
+        amp: bfloat16 autocast for training steps; evaluation stays float32. None
+            (the default): on where the device computes bf16 natively (CUDA, or a CPU
+            with AVX512-BF16 or AMX, where it doubles PixelCNN's throughput), off
+            where it would be emulated (an AVX2-only CPU: 100x slower than float32).
+            What was chosen is written to ``config.json`` ("chosen") and to the
+            metrics (a "setup" record at every start).
         ema: Polyak averaging (PixelCNN++ §3 uses 0.9995): keep an exponential moving
             average of the weights, avg = d avg + (1 - d) w after every step t,
             starting from the initial weights, with d = min(ema, (1 + t) / (10 + t))
@@ -81,6 +85,10 @@ class TrainConfig:
             the average (the raw weights are kept in the checkpoint's state for
             resuming). GANs average the generator only. None: the family's default
             (0.999 for PGGAN's generator, else off); 0: off.
+        logger: where the metrics go besides ``metrics.jsonl``: "tensorboard" (the
+            run's ``tb/``), or "wandb": TensorBoard and a Weights & Biases run too
+            (``pip install wandb``; the scalars, sample grids and settings; project
+            ``$WANDB_PROJECT`` or "pixelzoo"; ``WANDB_MODE=offline`` keeps it local).
         cond: "class" trains a class-conditional model p(x | y) on the data's labels
             (the model is built with num_classes of the data); None trains p(x).
     """
@@ -111,16 +119,17 @@ class TrainConfig:
     ckpt_every: int = setting(500, low=1)
     samples: int = setting(16, low=0, high=1024)
     device: str = "auto"
-    amp: bool = False
+    amp: bool | None = None
     ema: float | None = setting(None, low=0, below=1)
     cond: str | None = setting(None, choices=("class",))
+    logger: str = setting("tensorboard", choices=("tensorboard", "wandb"))
 
     # Settings a resumed run may change (recorded at the step they change); the
     # others define the run, and changing them would make it another run.
     RESUMABLE: typing.ClassVar[tuple[str, ...]] = (
         "steps", "epochs", "minutes", "lr", "lr_schedule", "lr_decay", "warmup_steps",
         "grad_clip", "micro_batch", "eval_batch_size", "log_every", "valid_every",
-        "ckpt_every", "samples", "device", "amp", "data_dir",
+        "ckpt_every", "samples", "device", "amp", "data_dir", "logger",
     )  # fmt: skip
 
     def validate(self) -> TrainConfig:

@@ -48,6 +48,7 @@ from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
 from pixelzoo.runs import Checkpoints, MetricsLog, Run
 from pixelzoo.runs.checkpoint import load_weights, optimizer_from_flat, optimizer_to_flat
+from pixelzoo.runs.metrics import require_wandb
 from pixelzoo.training import budget, distributed
 from pixelzoo.training.config import TrainConfig
 from pixelzoo.utils.interrupts import import_held
@@ -102,6 +103,16 @@ def fast_bfloat16(device: str) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def choose_amp(amp: bool | None, device: str) -> tuple[bool, str]:
+    """Whether to train under bfloat16 autocast, and why: ``amp`` if it is set, else
+    on exactly where bf16 is native (:func:`fast_bfloat16`)."""
+    if amp is not None:
+        return amp, "set"
+    if fast_bfloat16(device):
+        return True, f"default: bfloat16 is native on {device}"
+    return False, f"default: bfloat16 would be emulated on {device} (no AVX512-BF16 or AMX)"
+
+
 def seeded(*parts: int) -> torch.Generator:
     """A CPU generator seeded by a tuple of integers (seed, epoch, ...)."""
     seed = 0
@@ -151,6 +162,13 @@ class Trainer:
                 f"batch_size {cfg.batch_size} must be divisible by the {self.dist.world_size} processes"
             )
         self.check_supported()
+        if cfg.logger == "wandb" and self.dist.is_main:
+            require_wandb()  # before anything is written
+        self.amp, amp_reason = choose_amp(cfg.amp, self.device)
+        # What the defaults chose for this machine (config.json "chosen", and a "setup"
+        # record at every start: a resumed run may be on another machine).
+        self.chosen = {"amp": self.amp, "amp_reason": amp_reason,
+                       "threads": torch.get_num_threads(), "device": self.device}  # fmt: skip
         if cfg.amp and self.dist.is_main and not fast_bfloat16(self.device):
             warnings.warn(
                 f"amp=true on {self.device}, which has no native bfloat16: autocast is emulated "
@@ -207,7 +225,14 @@ class Trainer:
             self._restore()
         else:
             self._write_record(record)
-        self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step)
+        wandb = None
+        if cfg.logger == "wandb":
+            config = Run(self.run_dir).config
+            wandb = {"id": run_id or self.run_dir.name,
+                     "config": {k: config[k] for k in ("model", "train") if k in config}}  # fmt: skip
+        self.log = MetricsLog(self.run_dir, self.dist.is_main, purge_step=self.step, wandb=wandb)
+        self.log.write({"split": "setup", "step": self.step, **self.chosen,
+                        "world_size": self.dist.world_size, "resumed": resume})  # fmt: skip
         if self.dist.is_main and not resume:
             saved = Run(self.run_dir).config
             settings = {k: saved[k] for k in ("model", "train", "evaluator") if k in saved}
@@ -241,6 +266,7 @@ class Trainer:
                 **record,
                 "world_size": self.dist.world_size,
                 "distributed_backend": self.dist.backend,
+                "chosen": self.chosen,
             }
             atomic_write_json(self.run_dir / "config.json", record)
         distributed.barrier(self.dist)
@@ -395,7 +421,7 @@ class Trainer:
             if self.dist.enabled and not last:
                 sync = self.objective.no_sync()
             with sync:
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp):
                     loss = self.objective(chunk) * (min(size, n - start) / n)
                 loss.backward()
             total += loss.detach().float()
@@ -731,7 +757,14 @@ class Trainer:
             validations = self.expected_validations * (self.valid_estimate or 0.0)
             train_seconds = max(0.0, 60 * cfg.minutes - self.wall - validations)
         said = budget.budget_line(
-            cfg, self.model, len(self.train_set), ips, train_seconds, left, validation
+            cfg,
+            self.model,
+            len(self.train_set),
+            ips,
+            train_seconds,
+            left,
+            validation,
+            "bf16 autocast" if self.amp else "float32",
         )
         tqdm.write(said.line, file=sys.stderr)
         self.log.write(said.record(self.step))
