@@ -458,3 +458,50 @@ def test_tensorboard_gets_the_sample_grids_and_the_hyper_parameters(tmp_path):
     assert hp["train.lr_decay"].number_value == pytest.approx(0.99)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     assert {m.name.tag for m in experiment.experiment.metric_infos} >= {"valid/nats"}
+
+
+def _wandb_records(path) -> list:
+    """The records of a W&B run file (``run-ID.wandb``): a 7-byte header, then LevelDB's
+    log format (32 KiB blocks of ``crc32c, length, type`` chunks) of protobuf records."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, out, part = path.read_bytes(), 7, [], b""
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        n, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + n], pos + 7 + n
+        part = chunk if kind in (1, 2) else part + chunk  # full/first start, middle/last add
+        if kind in (1, 4):
+            out.append(wandb_internal_pb2.Record.FromString(part))
+    return out
+
+
+def test_wandb_gets_the_scalars_the_sample_grids_and_the_settings(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the real library, writing its local run file
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = TrainConfig(model="pixelcnn", data="digits", steps=6, overrides={"blocks": 1},
+                      samples=4, log_every=3, lr_decay=0.99, logger="wandb")  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    (path,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
+    records = _wandb_records(path)
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert run.run_id == Run(tmp_path / "run").run_id and run.display_name == "run"
+    config = {i.key: json.loads(i.value_json) for i in run.config.update}
+    assert config["model.name"] == "pixelcnn" and config["model.config.blocks"] == 1
+    assert config["train.lr_decay"] == pytest.approx(0.99)
+    history = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "history":
+            items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            history.setdefault(items["_step"], {}).update(items)
+    assert "train/loss" in history[3] and "train/loss" in history[6]
+    assert "valid/nats" in history[6] and history[6]["samples/_type"] == "image-file"
+    assert (path.parent / "files" / history[6]["samples/path"]).stat().st_size > 0
+    # Without the package: one sentence, before the run writes anything.
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(ConfigError, match="logger=wandb needs the wandb package: pip install"):
+        train(cfg, tmp_path / "without", progress=False)
+    assert not (tmp_path / "without").exists()

@@ -1,15 +1,23 @@
 """Scalars to ``metrics.jsonl`` (readable without TensorBoard) and to TensorBoard, which
 also gets the sample grids as images and the run's settings as hyper-parameters
-(its HPARAMS tab, beside the final validation figures)."""
+(its HPARAMS tab, beside the final validation figures); optionally the same to
+Weights & Biases (``logger=wandb``).
+
+NOTE: a W&B run takes only increasing steps, so after a resume it drops the records
+of the steps it already has (up to the interrupted run's last record) and keeps the
+rest; metrics.jsonl and TensorBoard are rewound exactly.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
+import warnings
 from pathlib import Path
 
-from pixelzoo.errors import WriteError
+from pixelzoo.errors import ConfigError, WriteError
 from pixelzoo.utils.interrupts import import_held
 from pixelzoo.utils.io import atomic_write_bytes
 
@@ -22,13 +30,19 @@ class MetricsLog:
     Only the process holding the run's lock writes it.
     """
 
-    def __init__(self, run_dir: Path, enabled: bool, purge_step: int = 0):
+    def __init__(self, run_dir: Path, enabled: bool, purge_step: int = 0,
+                 wandb: dict | None = None):  # fmt: skip
+        """``wandb``: also log to a Weights & Biases run, ``{"id", "config"}`` (the
+        pixelzoo run's id, so that a resumed run continues the same W&B run)."""
         self.enabled = enabled
         self.path = Path(run_dir) / "metrics.jsonl"
         self.tb = None
+        self.wandb = None
         self._file = None
         if not enabled:
             return
+        if wandb is not None:
+            self.wandb = start_wandb(Path(run_dir), **wandb)
         if self.path.exists():
             kept = [json.dumps(r) for r in read_metrics(run_dir) if r.get("step", 0) <= purge_step]
             atomic_write_bytes(self.path, "".join(k + "\n" for k in kept).encode())
@@ -54,22 +68,47 @@ class MetricsLog:
             self._file.flush()
         except OSError as e:
             raise WriteError(f"could not write {self.path} ({e.strerror})") from None
+        split, step = record["split"], record["step"]
+        scalars = {f"{split}/{k}": v for k, v in record.items()
+                   if k not in ("split", "step", "time", "epoch")
+                   and isinstance(v, (int, float)) and not isinstance(v, bool)}  # fmt: skip
         if self.tb is not None:
-            split, step = record["split"], record["step"]
             try:
-                for k, v in record.items():
-                    if k not in ("split", "step", "time", "epoch") and isinstance(v, (int, float)):
-                        self.tb.add_scalar(f"{split}/{k}", v, step)
+                for k, v in scalars.items():
+                    self.tb.add_scalar(k, v, step)
             except OSError:  # e.g. a full disk: metrics.jsonl is the record; stop the copy
                 self._drop_tensorboard()
+        self._to_wandb(scalars, step)
 
     def image(self, tag: str, grid, step: int) -> None:
-        """A uint8 image ``[H, W, C]`` (a sample grid) to TensorBoard."""
+        """A uint8 image ``[H, W, C]`` (a sample grid) to TensorBoard (and W&B)."""
         if self.tb is not None:
             try:
                 self.tb.add_image(tag, grid, step, dataformats="HWC")
             except OSError:
                 self._drop_tensorboard()
+        if self.wandb is not None:
+            import wandb
+
+            self._to_wandb({tag: wandb.Image(grid[..., 0] if grid.shape[-1] == 1 else grid)}, step)
+
+    def _to_wandb(self, values: dict, step: int) -> None:
+        """Log to W&B; a failure there (say the network) stops the copy, not the run."""
+        if self.wandb is None or not values:
+            return
+        try:
+            self.wandb.log(values, step=step)
+        except Exception as e:  # noqa: BLE001 - W&B's errors are its own; training goes on
+            warnings.warn(f"stopped logging to Weights & Biases ({type(e).__name__}: {e})",
+                          stacklevel=2)  # fmt: skip
+            self._drop_wandb()
+
+    def _drop_wandb(self) -> None:
+        run, self.wandb = self.wandb, None
+        try:
+            run.finish()
+        except Exception:  # noqa: BLE001
+            pass
 
     def hparams(self, settings: dict, metrics: tuple[str, ...]) -> None:
         """The run's settings as TensorBoard hyper-parameters, shown with the latest value
@@ -103,6 +142,27 @@ class MetricsLog:
             self._file = None
         if self.tb is not None:
             self._drop_tensorboard()
+        if self.wandb is not None:
+            self._drop_wandb()
+
+
+def require_wandb():
+    """The ``wandb`` module, or one sentence saying how to get it."""
+    try:
+        return import_held("wandb")
+    except ImportError:
+        raise ConfigError("logger=wandb needs the wandb package: pip install wandb") from None
+
+
+def start_wandb(run_dir: Path, id: str, config: dict):
+    """A W&B run for the pixelzoo run in ``run_dir`` (project ``$WANDB_PROJECT`` or
+    "pixelzoo", named after the folder, its files under ``RUN/wandb``); resumed if
+    it exists. ``WANDB_MODE=offline`` keeps it on this machine (``wandb sync`` later)."""
+    wandb = require_wandb()
+    return wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "pixelzoo"), id=id, name=run_dir.name,
+        dir=str(run_dir), config=flatten(config), resume="allow",
+    )  # fmt: skip
 
 
 def read_metrics(run_dir) -> list[dict]:

@@ -42,7 +42,7 @@ from pixelzoo.training.trainer import Trainer
 from pixelzoo.utils.io import atomic_write_json
 
 # What a run writes into its folder; a fresh run that fails early removes these.
-RUN_FILES = ("config.json", "metrics.jsonl", "tb", "samples", "checkpoints", LOCK_NAME)
+RUN_FILES = ("config.json", "metrics.jsonl", "tb", "wandb", "samples", "checkpoints", LOCK_NAME)
 
 
 @dataclass

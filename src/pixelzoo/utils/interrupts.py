@@ -45,7 +45,7 @@ def ctrl_c_held():
 
 def import_held(name: str) -> ModuleType:
     """``importlib.import_module(name)`` with Ctrl-C held (a no-op cost once it is loaded)."""
-    if name in sys.modules:
+    if sys.modules.get(name) is not None:
         return sys.modules[name]
-    with ctrl_c_held():
+    with ctrl_c_held():  # a None entry (a module blocked) raises ImportError here
         return importlib.import_module(name)
