@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared
 
 import pixelzoo
 from pixelzoo import models
 from pixelzoo.errors import CheckpointError, ConfigError
+from pixelzoo.evaluation import evaluate_nll
+from pixelzoo.models.pretrained import shipped
 from pixelzoo.runs import Run
-from pixelzoo.runs.pretrained import resolve
+from pixelzoo.runs.pretrained import open_run, resolve
 from pixelzoo.training import TrainConfig, train
 from tests.helpers import cli
 
@@ -70,6 +74,13 @@ def test_export_writes_a_model_card_with_the_measured_test_nll(run, tmp_path):
     assert of_run["nats"] == pytest.approx(measured["nats"], rel=1e-9)
     card = (out / "README.md").read_text()
     assert f"{measured['nats']:.3f} nats/image" in card and "digits" in card
+    # ... and the mean of its first images, which a quick check re-measures.
+    check = measured["check"]
+    assert check["images"] == min(500, measured["images"])
+    first = Run(run).load_split("test").subset(torch.arange(check["images"]))
+    model = pixelzoo.from_pretrained(out)
+    assert evaluate_nll(model, first)["nats"] == pytest.approx(check["nats"], rel=1e-9)
+    assert f"The first {check['images']:,} of them" in card
     assert "30 steps of batch 64" in card
     assert "Pixel Recurrent Neural Networks" in card  # the model file's citation
     # The card's training command resolves to the run's own training settings.
@@ -127,3 +138,46 @@ def test_bad_pretrained_folders_and_names_are_one_sentence(run, tmp_path):
     models.build("pixelcnn", (1, 8, 8), 2, "tiny").save_pretrained(tmp_path / "bare")
     with pytest.raises(ConfigError, match="records no dataset"):
         Run(tmp_path / "bare").load_split("test")
+
+
+# The weights shipped inside the package (pretrained:NAME), trained by this project's
+# own commands: each samples from the command line with no data and no training, and
+# reproduces the test NLL its card states.
+SHIPPED = sorted(shipped())
+WANTED = {"pixelcnn-binarized-mnist", "gated-pixelcnn-binarized-mnist"}
+
+
+def test_the_package_ships_pretrained_binarized_mnist_models():
+    assert WANTED <= set(SHIPPED), SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_samples_from_the_command_line(name, tmp_path):
+    printed = cli("sample", f"pretrained:{name}", "-n", "4", "--out", tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 0, printed.stderr
+    assert f"pretrained:{name}" in cli("models").stdout
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_reproduces_its_card(name):
+    run = open_run(f"pretrained:{name}")
+    measured = run.config["pretrained"]["measured"]
+    card = (run.path / "README.md").read_text()
+    assert f"{measured['nats']:.3f} nats/image" in card and measured["split"] == "test"
+    check = measured["check"]
+    assert f"{check['nats']:.4f} nats/image" in card
+    split = run.load_split("test", shared(Path(run.data_dir).name))
+    assert len(split) == measured["images"]  # the card scored the whole test split
+    model = run.load_model("best")
+    first = split.subset(torch.arange(check["images"]))
+    assert evaluate_nll(model, first)["nats"] == pytest.approx(check["nats"], abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_model_reproduces_its_card_on_the_whole_test_split(name):
+    run = open_run(f"pretrained:{name}")
+    measured = run.config["pretrained"]["measured"]
+    split = run.load_split("test", shared(Path(run.data_dir).name))
+    again = evaluate_nll(run.load_model("best"), split)
+    assert again["nats"] == pytest.approx(measured["nats"], abs=1e-3)

@@ -187,6 +187,11 @@ def model_card(run: Run, model, pretrained: dict) -> str:
             f"(95% interval {low:.3f} to {high:.3f}), {m['bits_per_dim']:.4f} bits/dim"
             + (" (an upper bound: the IWAE bound)" if m.get("nats_kind") == "bound" else " (exact)")
         )
+        if m.get("check"):
+            lines.append(
+                f"- The first {m['check']['images']:,} of them (a quick check of these weights): "
+                f"{m['check']['nats']:.4f} nats/image"
+            )
     else:
         lines.append("- Not measured at export (`pixelzoo evaluate THIS_FOLDER` measures it).")
     return "\n".join(lines) + "\n"
