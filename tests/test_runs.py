@@ -495,7 +495,9 @@ def test_wandb_gets_the_scalars_the_sample_grids_and_the_settings(tmp_path, monk
     history = {}
     for r in records:
         if r.WhichOneof("record_type") == "history":
-            items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            items = {
+                i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item
+            }
             history.setdefault(items["_step"], {}).update(items)
     assert "train/loss" in history[3] and "train/loss" in history[6]
     assert "valid/nats" in history[6] and history[6]["samples/_type"] == "image-file"

@@ -47,6 +47,7 @@ from pixelzoo.data.base import check_image_set
 from pixelzoo.errors import ConfigError, InputError
 from pixelzoo.models.adversarial import AdversarialModel
 from pixelzoo.models.vae import VAE
+from pixelzoo.utils.threads import at_most
 
 
 # ---------------------------------------------------------------------- decoders
@@ -265,7 +266,13 @@ def _hmc(target: _Target, z, ll, grad, beta: float, eps, cfg: AISConfig, g):
 
 @torch.no_grad()
 def _anneal(decoder, x, z, betas, cfg: AISConfig, g, progress: bool, desc: str):
-    """Run AIS along ``betas`` from state ``z``; returns log weights ``[M]`` and the mean acceptance."""
+    """Run AIS along ``betas`` from state ``z``; returns log weights ``[M]`` and the mean
+    acceptance. A loop of small operations: it runs on one thread (utils/threads.py)."""
+    with at_most():
+        return _anneal_loop(decoder, x, z, betas, cfg, g, progress, desc)
+
+
+def _anneal_loop(decoder, x, z, betas, cfg: AISConfig, g, progress: bool, desc: str):
     target = _Target(decoder, x)
     ll, grad = target.loglik_and_grad(z)
     eps = torch.full((len(z),), cfg.step_size, dtype=torch.float64, device=z.device)

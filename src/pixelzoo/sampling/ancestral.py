@@ -18,12 +18,15 @@ rounding), so the same images.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from pixelzoo.errors import InputError
 from pixelzoo.sampling.steppers import NaiveStepper
+from pixelzoo.utils.threads import at_most
 
 SAMPLERS = ("auto", "cached", "naive")
 
@@ -77,8 +80,11 @@ def fill(
         with (
             parametrize.cached(),
             tqdm(total=todo, desc="sampling", unit="px", disable=not progress, leave=False) as bar,
+            contextlib.ExitStack() as stack,
         ):
             stepper = make_stepper(model, sampler, x, cond)
+            if not isinstance(stepper, NaiveStepper):  # small operations: one thread
+                stack.enter_context(at_most())  # (see pixelzoo/utils/threads.py)
             for i in range(height):
                 stepper.begin_row(i)
                 for j in range(width):
