@@ -30,6 +30,7 @@ import torch
 
 from pixelzoo import models
 from pixelzoo.evaluation.ais import AISConfig, ais_log_prob, decoder_of
+from pixelzoo.utils import threads as pixelzoo_threads
 
 
 def ais_dcgan_digits():
@@ -64,6 +65,9 @@ def spin() -> subprocess.Popen:
 
 
 def timed(fn, threads: int) -> float:
+    # pixelzoo runs these loops on SMALL_OP_THREADS threads; lifted here, so that
+    # torch.set_num_threads decides, to measure what that choice rests on.
+    pixelzoo_threads.SMALL_OP_THREADS = threads
     torch.set_num_threads(threads)
     t = time.perf_counter()
     fn()

@@ -162,42 +162,35 @@ def test_samples_are_drawn_in_batches_that_continue_one_generator(variant):
     assert torch.equal(batched[2:4], second)
 
 
-def test_cached_sampling_and_ais_run_on_one_thread_and_restore_the_count():
+def test_cached_sampling_and_ais_run_on_one_thread_and_restore_the_count(monkeypatch):
     """Loops of small operations take one thread (utils/threads.py: two threads collapse
     3-5x when the other core is busy); the caller's thread count is restored after."""
     from pixelzoo.evaluation.ais import AISConfig, ais_log_prob, decoder_of
 
-    seen = []
+    def spy_on(cls, name, seen):
+        original = getattr(cls, name)
+
+        def spy(self, *args, **kw):
+            seen.append(torch.get_num_threads())
+            return original(self, *args, **kw)
+
+        monkeypatch.setattr(cls, name, spy)
+
     torch.set_num_threads(2)
     model = models.build("pixelcnn", (1, 4, 4), 2, "tiny").eval()
-    stepper_cls = type(model.cached_stepper(torch.zeros(1, 1, 4, 4, dtype=torch.long)))
-    original = stepper_cls.step
-
-    def spy(self, *args, **kw):
-        seen.append(torch.get_num_threads())
-        return original(self, *args, **kw)
-
-    stepper_cls.step = spy
-    try:
-        model.sample(2, generator=torch.Generator().manual_seed(0))
-    finally:
-        stepper_cls.step = original
-    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    stepped = []
+    spy_on(type(model.cached_stepper(torch.zeros(1, 1, 4, 4, dtype=torch.long))), "step", stepped)
+    model.sample(2, generator=torch.Generator().manual_seed(0))
+    assert stepped and set(stepped) == {1} and torch.get_num_threads() == 2
     # The naive sampler's whole-network passes keep every thread.
     naive = []
     model.register_forward_pre_hook(lambda *_: naive.append(torch.get_num_threads()))
     model.sample(1, generator=torch.Generator().manual_seed(0), sampler="naive")
     assert naive and set(naive) == {2}
-    gan = models.build("dcgan", (1, 8, 8), 17).eval()
-    decoder = decoder_of(gan)
-    inner = []
-    original_ll = type(decoder).log_likelihood
-    type(decoder).log_likelihood = lambda self, *a, **k: (
-        inner.append(torch.get_num_threads()) or original_ll(self, *a, **k)
+    decoder = decoder_of(models.build("dcgan", (1, 8, 8), 17).eval())
+    annealed = []
+    spy_on(type(decoder), "log_likelihood", annealed)
+    ais_log_prob(
+        decoder, torch.randint(0, 17, (2, 1, 8, 8)), AISConfig(steps=3, chains=2, leapfrog=2)
     )
-    try:
-        x = torch.randint(0, 17, (2, 1, 8, 8))
-        ais_log_prob(decoder, x, AISConfig(steps=3, chains=2, leapfrog=2))
-    finally:
-        type(decoder).log_likelihood = original_ll
-    assert inner and set(inner) == {1} and torch.get_num_threads() == 2
+    assert annealed and set(annealed) == {1} and torch.get_num_threads() == 2

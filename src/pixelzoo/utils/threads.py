@@ -18,14 +18,15 @@ import contextlib
 
 import torch
 
-SMALL_OP_THREADS = 1
+SMALL_OP_THREADS = 1  # read at each call: benchmarks/threads.py lifts it to compare
 
 
 @contextlib.contextmanager
-def at_most(n: int = SMALL_OP_THREADS):
-    """torch's CPU threads limited to ``n`` inside the block (never raised), then restored."""
+def at_most(n: int | None = None):
+    """torch's CPU threads limited to ``n`` (default ``SMALL_OP_THREADS``) inside the
+    block (never raised), then restored."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n, before)))
+    torch.set_num_threads(max(1, min(SMALL_OP_THREADS if n is None else n, before)))
     try:
         yield
     finally:
