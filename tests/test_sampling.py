@@ -15,6 +15,8 @@ import torch
 
 from pixelzoo import models
 from pixelzoo.errors import InputError
+from pixelzoo.nn import HorizontalStackConv, MaskedConv2d
+from pixelzoo.sampling.steppers import MaskedConvBuffer
 from tests.helpers import cond_for
 
 CACHED = [
@@ -114,6 +116,34 @@ def test_cached_and_naive_completions_are_identical(variant):
     naive = model.complete(x, 3, cond, torch.Generator().manual_seed(5), sampler="naive")
     cached = model.complete(x, 3, cond, torch.Generator().manual_seed(5), sampler="cached")
     assert torch.equal(naive, cached) and torch.equal(cached[:, :, :3], x[:, :, :3])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MaskedConv2d(3, 6, 7, "A", 3),  # PixelCNN's first layer, colour
+        lambda: MaskedConv2d(1, 4, 7, "A", 1),  # one channel: a zero centre
+        lambda: MaskedConv2d(6, 6, 3, "B", 3),
+        lambda: MaskedConv2d(4, 8, (1, 3), "B", 1, chunks=4),  # the Row LSTM's input-to-state
+        lambda: HorizontalStackConv(6, 8, 5, "B", 3, chunks=2),  # the Gated horizontal stack
+    ],
+    ids=["7x7-A-rgb", "7x7-A-grey", "3x3-B-rgb", "1x3-B", "horizontal-1x3"],
+)
+def test_a_masked_conv_buffer_reads_the_convolution_at_every_position(make):
+    """Rows above once per image row, the current row's positions at the step: the
+    convolution's own output at each (i, j), each value written as it becomes known."""
+    torch.manual_seed(0)
+    conv = make().double()
+    with torch.no_grad():
+        conv.bias.normal_()
+        maps = torch.randn(2, conv.in_channels, 5, 6, dtype=torch.float64)
+        full = conv(maps)
+        buf = MaskedConvBuffer(maps, 2, conv.in_channels, (5, 6), conv)
+        for i in range(5):
+            buf.begin_row(i)
+            for j in range(6):
+                buf.cell(i, j).copy_(maps[:, :, i, j])
+                torch.testing.assert_close(buf.product(i, j), full[:, :, i, j], rtol=0, atol=1e-12)
 
 
 def test_autoencoder_decodes_codes_with_the_cached_sampler():

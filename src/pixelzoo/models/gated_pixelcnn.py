@@ -70,7 +70,15 @@ from pixelzoo.nn import (
     masked_output_layers,
     shift_down,
 )
-from pixelzoo.sampling.steppers import Buffer, at, like_model, pixel_input
+from pixelzoo.sampling.steppers import (
+    Buffer,
+    MaskedConvBuffer,
+    OutputLayers,
+    Pointwise,
+    at,
+    like_model,
+    pixel_input,
+)
 from pixelzoo.utils.settings import setting
 
 
@@ -202,6 +210,11 @@ class GatedPixelCNNStepper:
     for row i in one go (and its 1x1 link into the horizontal stack); the horizontal
     stack runs pixel by pixel. Class, vector and spatial conditioning terms are
     computed once and read at each row or position.
+
+    Per pixel, each layer's horizontal pre-activation is one matrix product on its
+    :class:`MaskedConvBuffer` window, added to a per-row base (the link from the
+    vertical stack, the conditioning term and the bias, made at :meth:`begin_row`);
+    the rest works on ``[n, C]`` rows.
     """
 
     def __init__(self, model, x: torch.Tensor, cond=None):
@@ -210,44 +223,56 @@ class GatedPixelCNNStepper:
         like = like_model(model, x)
         layers = model.layers
         first = layers[0]
-        self.x_buf = Buffer(like, n, c, (h, w), [first.vertical, first.horizontal])
+        self.x_buf = Buffer(like, n, c, (h, w), [first.vertical])
         p = first.vertical.out_channels // 2
         self.v_in = [self.x_buf] + [Buffer(like, n, p, (h, w), [L.vertical]) for L in layers[1:]]
-        self.h_in = [self.x_buf] + [Buffer(like, n, p, (h, w), [L.horizontal]) for L in layers[1:]]
+        self.h_in = [MaskedConvBuffer(like, n, c, (h, w), first.horizontal)] + [
+            MaskedConvBuffer(like, n, p, (h, w), L.horizontal) for L in layers[1:]
+        ]
         hc = model.cond_input(cond) if model.cond_input is not None else None
         # Per layer: (vertical term, horizontal term), [n, 2p, 1, 1] or maps [n, 2p, H, W].
         self.cond_terms = [L.cond(hc).chunk(2, 1) if L.cond is not None else None for L in layers]
         self.zero_row = like.new_zeros(n, 2 * p, 1, w)
-        self.link_rows: list[torch.Tensor] = []
+        self.base = [like.new_zeros(w, n, 2 * p) for _ in layers]  # (W, n, 2p) per row
+        self.base_at = [list(b.unbind(0)) for b in self.base]
+        self.out = [Pointwise(L.out) for L in layers]
+        self.output = OutputLayers(model.output)
 
     def begin_row(self, i):
         """Vertical stack at row i - 1 (final now), and its link into row i of the horizontal stack."""
-        self.link_rows = []
         for k, layer in enumerate(self.model.layers):
             if i == 0:
-                self.link_rows.append(layer.link(self.zero_row))
-                continue
-            v_pre = self.v_in[k].conv(layer.vertical, i - 1)  # (n, 2p, 1, W)
-            self.link_rows.append(layer.link(v_pre))
+                link = layer.link(self.zero_row)
+            else:
+                v_pre = self.v_in[k].conv(layer.vertical, i - 1)  # (n, 2p, 1, W)
+                link = layer.link(v_pre)
+                if self.cond_terms[k] is not None:
+                    v_pre = v_pre + at(self.cond_terms[k][0], i - 1)
+                if k + 1 < len(self.v_in):
+                    self.v_in[k + 1].put(gate(v_pre), i - 1)
             if self.cond_terms[k] is not None:
-                v_pre = v_pre + at(self.cond_terms[k][0], i - 1)
-            if k + 1 < len(self.v_in):
-                self.v_in[k + 1].put(gate(v_pre), i - 1)
+                link = link + at(self.cond_terms[k][1], i)
+            self.base[k].copy_(link[:, :, 0].permute(2, 0, 1)).add_(layer.horizontal.bias)
 
     def step(self, x, i, j, need):
-        m = self.model
-        self.x_buf.put(pixel_input(m, x, i, j), i, j)
-        skips = 0
-        for k, layer in enumerate(m.layers):
-            h_pre = self.h_in[k].conv(layer.horizontal, i, j) + self.link_rows[k][..., j : j + 1]
-            if self.cond_terms[k] is not None:
-                h_pre = h_pre + at(self.cond_terms[k][1], i, j)
-            residual, skip = layer.out(gate(h_pre)).chunk(2, dim=1)
-            h = residual if layer.first else self.h_in[k].at(i, j) + residual
-            skips = skips + skip
-            if k + 1 < len(self.h_in):
-                self.h_in[k + 1].put(h, i, j)
-        return m.output(skips)[:, :, 0, 0] if need else None
+        self.commit(x, i, j)
+        layers = self.model.layers
+        skips = None
+        for k, layer in enumerate(layers):
+            buf = self.h_in[k]
+            h_pre = torch.addmm(self.base_at[k][j], buf.window(i, j), buf.matrix)
+            residual, skip = self.out[k](gate(h_pre)).chunk(2, dim=1)
+            if k + 1 < len(layers):  # this layer's h, the next one's input
+                h = self.h_in[k + 1].cell(i, j)
+                if layer.first:
+                    h.copy_(residual)
+                else:
+                    torch.add(buf.cell(i, j), residual, out=h)
+            skips = skip if skips is None else skips + skip
+        if not need:
+            return None
+        return self.output(skips)
 
     def commit(self, x, i, j):
         self.x_buf.put(pixel_input(self.model, x, i, j), i, j)
+        self.h_in[0].cell(i, j).copy_(self.model.embed(x[:, :, i, j]))

@@ -33,7 +33,7 @@ from pixelzoo.errors import ConfigError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.models.registry import register
 from pixelzoo.nn import MaskedConv2d, masked_output_layers
-from pixelzoo.sampling.steppers import Buffer, like_model, pixel_input
+from pixelzoo.sampling.steppers import MaskedConvBuffer, OutputLayers, Pointwise, like_model
 from pixelzoo.utils.settings import setting
 
 
@@ -118,30 +118,40 @@ class PixelCNNStepper:
 
     Every layer's output at pixel (i, j) depends on pixels before (i, j) (and, by
     colour group, on the pixel's earlier channels). At each draw all layers are
-    computed at (i, j) alone, re-run for each colour channel of the pixel; each
-    convolution reads its k x k window of the buffer below it.
+    computed at (i, j) alone, re-run for each colour channel of the pixel. Each
+    masked convolution's input is a :class:`MaskedConvBuffer`: the kernel rows
+    above run once per image row, the current row's few positions at the step.
+
+    The step works on ``[n, C]`` rows, each layer a few matrix products: the small
+    presets are bound by the number of operations per step, not by arithmetic
+    (``benchmarks/sampling.py``).
     """
 
     def __init__(self, model, x: torch.Tensor, cond=None):
         n, c, h, w = x.shape
         self.model = model
         like = like_model(model, x)
-        self.x_buf = Buffer(like, n, c, (h, w), [model.input])
+        self.x_buf = MaskedConvBuffer(like, n, c, (h, w), model.input)
         self.bufs = [
-            Buffer(like, n, block.conv.in_channels, (h, w), [block.conv]) for block in model.blocks
+            MaskedConvBuffer(like, n, b.conv.in_channels, (h, w), b.conv) for b in model.blocks
         ]
+        self.reduce = [Pointwise(block.reduce[1]) for block in model.blocks]
+        self.expand = [Pointwise(block.expand[1]) for block in model.blocks]
+        self.output = OutputLayers(model.output)
 
     def begin_row(self, i):
-        pass
+        for buf in [self.x_buf, *self.bufs]:
+            buf.begin_row(i)
 
     def step(self, x, i, j, need):
-        m = self.model
-        self.x_buf.put(pixel_input(m, x, i, j), i, j)  # the pixel's channels drawn so far
-        h = self.x_buf.conv(m.input, i, j)
-        for block, buf in zip(m.blocks, self.bufs, strict=True):
-            buf.put(block.reduce(h), i, j)
-            h = h + block.expand(buf.conv(block.conv, i, j))
-        return m.output(h)[:, :, 0, 0] if need else None
+        self.commit(x, i, j)  # the pixel's channels drawn so far
+        h = self.x_buf.product(i, j)  # (n, 2h)
+        for buf, reduce, expand in zip(self.bufs, self.reduce, self.expand, strict=True):
+            reduce.into(buf.cell(i, j), torch.relu(h)).relu_()
+            h = expand.add_into(h, buf.product(i, j).relu_())
+        if not need:
+            return None
+        return self.output(h)
 
     def commit(self, x, i, j):
-        self.x_buf.put(pixel_input(self.model, x, i, j), i, j)
+        self.x_buf.cell(i, j).copy_(self.model.embed(x[:, :, i, j]))

@@ -88,7 +88,7 @@ from pixelzoo.nn import (
     skew,
     unskew,
 )
-from pixelzoo.sampling.steppers import Buffer, like_model, pixel_input
+from pixelzoo.sampling.steppers import MaskedConvBuffer, OutputLayers, Pointwise, like_model
 from pixelzoo.utils.settings import setting
 
 # --------------------------------------------------------------------------- layers
@@ -291,73 +291,97 @@ class PixelRNNStepper:
     position. As in PixelCNN's stepper, a feature at (i, j) never depends on the
     pixel's last sub-pixel (mask A, then mask B), so after the last channel's step
     every state at (i, j) is final; only the image buffer is updated at commit.
+    Features at a position are ``[n, C]`` rows and the 1x1 layers matrix products
+    (:class:`~pixelzoo.sampling.steppers.Pointwise`): the paper's MNIST models
+    are small, so a step costs what its operations cost to launch.
     """
 
     def __init__(self, model, x: torch.Tensor):
         n, c, h, w = x.shape
         self.model, self.n, self.width = model, n, w
         like = self.like = like_model(model, x)
-        self.x_buf = Buffer(like, n, c, (h, w), [model.input])
+        self.x_buf = MaskedConvBuffer(like, n, c, (h, w), model.input)
         self.image_row = like.new_zeros(n, c, w)  # the network's input, row i so far
+        self.up = [Pointwise(layer.up) for layer in model.layers]
+        self.skips = [Pointwise(skip) for skip in model.skips]
+        self.output = OutputLayers(model.output)
 
     def begin_row(self, i: int) -> None:
+        self.x_buf.begin_row(i)
         for k, layer in enumerate(self.model.layers):
             self.lstm_begin_row(k, layer.lstm, i)
         self.image_row = torch.zeros_like(self.image_row)
 
     def step(self, x, i, j, need):
-        m = self.model
-        self.x_buf.put(pixel_input(m, x, i, j), i, j)  # the pixel's channels drawn so far
-        t = self.x_buf.conv(m.input, i, j)  # (n, 2h, 1, 1)
-        skipped = 0
-        for k, layer in enumerate(m.layers):
-            t = t + layer.up(self.lstm_at(k, layer.lstm, t, i, j)[:, :, None, None])
-            if m.config.skip:
-                skipped = skipped + m.skips[k](t)
-        return m.output(skipped if m.config.skip else t)[:, :, 0, 0] if need else None
+        self.commit(x, i, j)  # the pixel's channels drawn so far
+        t = self.x_buf.product(i, j)  # (n, 2h)
+        skipped = None
+        for k, layer in enumerate(self.model.layers):
+            t = self.up[k].add_into(t, self.lstm_at(k, layer.lstm, t, i, j))
+            if self.skips:
+                s = self.skips[k]
+                skipped = s(t) if skipped is None else s.add_into(skipped, t)
+        if not need:
+            return None
+        return self.output(t if skipped is None else skipped)
 
     def commit(self, x, i, j):
-        u = pixel_input(self.model, x, i, j)
-        self.x_buf.put(u, i, j)
-        self.image_row[:, :, j] = u[:, :, 0, 0]
+        u = self.model.embed(x[:, :, i, j])
+        self.x_buf.cell(i, j).copy_(u)
+        self.image_row[:, :, j] = u
 
     def lstm_begin_row(self, k: int, lstm, i: int) -> None:
         raise NotImplementedError
 
     def lstm_at(self, k: int, lstm, t: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """LSTM ``k``'s output ``[n, h]`` at (i, j) from its input ``t`` ``[n, 2h, 1, 1]`` there."""
+        """LSTM ``k``'s output ``[n, h]`` at (i, j) from its input ``t`` ``[n, 2h]`` there
+        (``t`` may change after the call: keep a copy)."""
         raise NotImplementedError
 
 
 class RowLSTMStepper(PixelRNNStepper):
-    """The Row LSTM's states: ``h, c`` of the row above and of this row so far, per layer."""
+    """The Row LSTM's states: ``h, c`` of the row above and of this row so far, per layer.
+
+    Each layer's input-to-state convolution reads a :class:`MaskedConvBuffer`; its
+    state-to-state convolution runs once per row, on the row above's states, and
+    is the base its per-position product adds to. States are kept ``[W, n, h]``,
+    one contiguous ``[n, h]`` per position.
+    """
 
     def __init__(self, model, x):
         super().__init__(model, x)
         n, w, hid = self.n, self.width, model.config.hidden
         h = x.shape[2]
+        lstms = [layer.lstm for layer in model.layers]
         self.in_bufs = [
-            Buffer(self.like, n, 2 * hid, (h, w), [layer.lstm.input_to_state])
-            for layer in model.layers
+            MaskedConvBuffer(self.like, n, 2 * hid, (h, w), lstm.input_to_state) for lstm in lstms
         ]
-        zeros = lambda: self.like.new_zeros(n, hid, w)  # noqa: E731
-        self.h = [zeros() for _ in model.layers]  # this row's states so far
-        self.c = [zeros() for _ in model.layers]
-        self.c_above = [zeros() for _ in model.layers]
-        self.from_above = [None] * len(model.layers)
+        zeros = lambda maps=hid: self.like.new_zeros(w, n, maps)  # noqa: E731
+        self.h = [zeros() for _ in lstms]  # this row's states so far (then the row above)
+        self.c = [zeros() for _ in lstms]
+        self.c_above = [zeros() for _ in lstms]
+        # Row i's gates from the row above (state-to-state) and the input bias.
+        self.from_above = [zeros(4 * hid) + lstm.input_to_state.bias for lstm in lstms]
+        views = lambda ts: [list(t.unbind(0)) for t in ts]  # noqa: E731  [k][j]: (n, .)
+        self.h_at, self.c_at, self.c_above_at = views(self.h), views(self.c), views(self.c_above)
+        self.from_above_at = views(self.from_above)
 
     def lstm_begin_row(self, k, lstm, i):
+        if i == 0:
+            return  # zero states above the image: the bias alone, as set at the start
         # Row i - 1's states are final: their state-to-state convolution, once a row.
-        self.from_above[k] = lstm.state_to_state(self.h[k])  # (n, 4h, W); zeros give 0
-        self.c_above[k] = self.c[k]
-        self.h[k], self.c[k] = torch.zeros_like(self.h[k]), torch.zeros_like(self.c[k])
+        s2s = lstm.state_to_state(self.h[k].permute(1, 2, 0))  # (n, 4h, W)
+        bias = lstm.input_to_state.bias
+        self.from_above[k].copy_(s2s.permute(2, 0, 1)).add_(bias)
+        self.c_above[k].copy_(self.c[k])
 
     def lstm_at(self, k, lstm, t, i, j):
         buf = self.in_bufs[k]
-        buf.put(t, i, j)
-        gates = buf.conv(lstm.input_to_state, i, j)[:, :, 0, 0] + self.from_above[k][:, :, j]
-        h, c = lstm_update(gates, self.c_above[k][:, :, j], dim=1)
-        self.h[k][:, :, j], self.c[k][:, :, j] = h, c
+        buf.cell(i, j).copy_(t)
+        gates = torch.addmm(self.from_above_at[k][j], buf.window(i, j), buf.matrix)
+        h, c = lstm_update(gates, self.c_above_at[k][j])
+        self.h_at[k][j].copy_(h)
+        self.c_at[k][j].copy_(c)
         return h
 
 
@@ -371,69 +395,86 @@ class DiagonalBiLSTMStepper(PixelRNNStepper):
     and image. Beside the first pixel of row r >= 1 (column 0, or W - 1 flipped) the
     skewed map holds padding, whose states do not depend on the image: the
     recurrence run on zero inputs (:func:`padding_states`).
+
+    States are kept ``[W, n, h]``, one contiguous ``[n, h]`` per position, and each
+    direction's gates are three matrix products (its input, the state above, the
+    state beside) on them, the row-wise matrices split once at the start.
     """
 
     def __init__(self, model, x):
         super().__init__(model, x)
         n, w, hid = self.n, self.width, model.config.hidden
         rows = x.shape[2]
-        layers = len(model.layers)
-        self.weights = [layer.lstm.input_weights() for layer in model.layers]
-        self.padding = [padding_states(layer.lstm, rows) for layer in model.layers]
-        zeros = lambda maps=hid: self.like.new_zeros(n, maps, w)  # noqa: E731
-        self.h_left = [zeros() for _ in range(layers)]  # row i so far (left to right)
-        self.c_left = [zeros() for _ in range(layers)]
-        self.h_left_above = [zeros() for _ in range(layers)]  # row i - 1
-        self.h_right = [zeros() for _ in range(layers)]  # row i - 1 (right to left), used at row i
-        self.inputs = [zeros(2 * hid) for _ in range(layers)]  # layer inputs, row i so far
-        self.image_above = torch.zeros_like(self.image_row)
+        lstms = [layer.lstm for layer in model.layers]
+        self.padding = [padding_states(lstm, rows) for lstm in lstms]
+        self.matrices = []  # [k][d]: (bias, from the layer input, from the image, above, beside)
+        for lstm in lstms:
+            weight, bias = lstm.input_weights()  # (2, 2h + C, 4h), (2, 4h)
+            s2s = lstm.state_to_state  # (2, 2h, 4h): [above ; beside]
+            self.matrices.append([
+                (bias[d], weight[d, : 2 * hid], weight[d, 2 * hid :], s2s[d, :hid], s2s[d, hid:])
+                for d in range(2)
+            ])  # fmt: skip
+        zeros = lambda maps=hid: self.like.new_zeros(w, n, maps)  # noqa: E731
+        views = lambda t: list(t.unbind(0))  # noqa: E731  [j]: (n, maps)
+        new = lambda maps=hid: [views(zeros(maps)) for _ in lstms]  # noqa: E731
+        self.h_left, self.c_left = new(), new()  # row i so far (left to right)
+        self.h_left_above = new()  # row i - 1
+        self.h_right = new()  # row i - 1 (right to left), used at row i
+        self.h_right_next, self.c_right = new(), new()  # the next one, being computed
+        self.inputs = new(2 * hid)  # layer inputs, row i so far
+        self.zero = self.like.new_zeros(n, hid)
+        self.image_above: list[torch.Tensor] = []
 
     def begin_row(self, i):
-        self.image_above = self.image_row  # row i - 1, final (zeros before row 0)
+        # Row i - 1 of the image, final (read by the right-to-left direction).
+        self.image_above = list(self.image_row.permute(2, 0, 1).unbind(0))
         super().begin_row(i)
 
-    def _beside(self, k: int, d: int, r: int, h: torch.Tensor, c: torch.Tensor, j: int):
+    def _beside(self, k: int, d: int, r: int, h: list, c: list, j: int):
         """The (h, c) ``[n, h]`` before column j in direction d: the neighbour's, or
         the padding's beside the row's first pixel."""
         if 0 <= j < self.width:
-            return h[:, :, j], c[:, :, j]
+            return h[j], c[j]
         if r == 0:
-            zero = h.new_zeros(h.shape[:2])
-            return zero, zero
+            return self.zero, self.zero
         ph, pc = self.padding[k][r - 1]
         return ph[d].expand(self.n, -1), pc[d].expand(self.n, -1)
 
-    def _update(self, k, lstm, d, inputs, above, beside):
-        """Direction d's state from its input ``[n, 2h + C]`` and its neighbours'."""
-        weight, bias = self.weights[k]
+    def _update(self, k, d, inputs, image, above, beside):
+        """Direction d's state from its inputs ``[n, 2h]`` and image ``[n, C]`` (None:
+        not read) and its neighbours' states."""
+        bias, from_inputs, from_image, from_above, from_beside = self.matrices[k][d]
         h_beside, c_beside = beside
-        gates = torch.addmm(bias[d], inputs, weight[d])
-        state = torch.cat([above, h_beside], dim=1)  # the pixel above, then the one beside
-        return lstm_update(torch.addmm(gates, state, lstm.state_to_state[d]), c_beside)
+        gates = torch.addmm(bias, inputs, from_inputs)
+        if image is not None:
+            gates.addmm_(image, from_image)
+        gates.addmm_(above, from_above).addmm_(h_beside, from_beside)
+        return lstm_update(gates, c_beside)
 
     def lstm_begin_row(self, k, lstm, i):
         r = i - 1  # the row now final
         if r >= 0:  # right to left over row i - 1, reading row i - 2's states above
-            h, c = torch.zeros_like(self.h_right[k]), torch.zeros_like(self.h_right[k])
+            h, c, above = self.h_right_next[k], self.c_right[k], self.h_right[k]
             for j in reversed(range(self.width)):
-                inputs = torch.cat([self.inputs[k][:, :, j], self.image_above[:, :, j]], dim=1)
                 beside = self._beside(k, 1, r, h, c, j + 1)
-                h[:, :, j], c[:, :, j] = self._update(
-                    k, lstm, 1, inputs, self.h_right[k][:, :, j], beside
+                hj, cj = self._update(
+                    k, 1, self.inputs[k][j], self.image_above[j], above[j], beside
                 )
-            self.h_right[k] = h
-        self.h_left_above[k] = self.h_left[k]
-        self.h_left[k] = torch.zeros_like(self.h_left[k])
-        self.c_left[k] = torch.zeros_like(self.c_left[k])
+                h[j].copy_(hj)
+                c[j].copy_(cj)
+            self.h_right[k], self.h_right_next[k] = h, above
+        # Row i - 1's left-to-right states become the row above (swapped, not copied:
+        # every position of row i is written before it is read).
+        self.h_left_above[k], self.h_left[k] = self.h_left[k], self.h_left_above[k]
 
     def lstm_at(self, k, lstm, t, i, j):
-        inputs = t[:, :, 0, 0]
-        self.inputs[k][:, :, j] = inputs
-        pixel = torch.cat([inputs, torch.zeros_like(self.image_row[:, :, j])], dim=1)
+        self.inputs[k][j].copy_(t)
         beside = self._beside(k, 0, i, self.h_left[k], self.c_left[k], j - 1)
-        h, c = self._update(k, lstm, 0, pixel, self.h_left_above[k][:, :, j], beside)
-        self.h_left[k][:, :, j], self.c_left[k][:, :, j] = h, c
-        return h + self.h_right[k][:, :, j]  # the right-to-left output, one row down
+        h, c = self._update(k, 0, t, None, self.h_left_above[k][j], beside)
+        self.h_left[k][j].copy_(h)
+        self.c_left[k][j].copy_(c)
+        return h.add_(self.h_right[k][j])  # the right-to-left output, one row down
 
 
 def padding_states(lstm: DiagonalBiLSTM, rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -25,6 +25,14 @@ Every buffer is zero-padded as the layer's convolution pads its input, so a
 window is a plain slice and the arithmetic is the full forward pass's,
 position by position. Parameters agree with the naive sampler's to rounding
 (they are equal to ~1e-15 in float64, as tested), hence so do the samples.
+
+Small models are bound by the number of operations per step, not by their
+arithmetic (PixelCNN's ``binarized_mnist_cpu`` has 15 blocks of 16 maps): each
+eager operation costs a few microseconds to launch whatever its size. So the
+per-position work is done on ``[n, C]`` rows with as few operations as possible:
+a masked convolution's input is a :class:`MaskedConvBuffer` (its rows above once
+per image row, one matrix product per step, through views made once), a 1x1
+layer a :class:`Pointwise` matrix product. ``benchmarks/sampling.py`` measures it.
 """
 
 from __future__ import annotations
@@ -103,20 +111,125 @@ class Buffer:
 
     def conv(self, conv, i: int, j: int | None = None) -> torch.Tensor:
         """``conv``'s output at row i ``[n, out, 1, W']`` or at position (i, j) ``[n, out, 1, 1]``."""
+        if j is not None:
+            return self.product(conv, i, j)[:, :, None, None]
         left, right, top = conv.pad
+        r0 = self.top - top + conv.stride[0] * i
+        rows = self.data[:, r0 : r0 + conv.kernel_size[0]]  # (n, kh, W + pads, C)
+        window = rows[:, :, self.left - left : self.left + self.size[1] + right]
+        window = window.permute(0, 3, 1, 2)
+        return F.conv2d(window, self.weights[id(conv)], conv.bias, stride=conv.stride)
+
+    def product(self, conv, i: int, j: int) -> torch.Tensor:
+        """``conv``'s output at position (i, j) as ``[n, out]``: one matrix product."""
+        left, _, top = conv.pad
         kh, kw = conv.kernel_size
         s = conv.stride[0]
         r0 = self.top - top + s * i
-        rows = self.data[:, r0 : r0 + kh]  # (n, kh, W + pads, C)
-        if j is None:
-            window = rows[:, :, self.left - left : self.left + self.size[1] + right]
-            window = window.permute(0, 3, 1, 2)
-            return F.conv2d(window, self.weights[id(conv)], conv.bias, stride=conv.stride)
         c0 = self.left - left + s * j
-        flat = rows[:, :, c0 : c0 + kw].reshape(len(rows), -1)  # (n, kh kw C)
-        m = self.matrices[id(conv)]
-        out = flat @ m if conv.bias is None else torch.addmm(conv.bias, flat, m)
-        return out[:, :, None, None]
+        flat = self.data[:, r0 : r0 + kh, c0 : c0 + kw].reshape(len(self.data), -1)
+        m = self.matrices[id(conv)]  # (kh kw C, out)
+        return flat @ m if conv.bias is None else torch.addmm(conv.bias, flat, m)
+
+
+class MaskedConvBuffer:
+    """The input map of one causally masked convolution, read in two parts.
+
+    A mask-A/B kernel (:func:`pixelzoo.nn.causal_mask`, or a horizontal stack's
+    ``1 x (k//2 + 1)``) is zero below its centre row and right of its centre, so
+    its output at (i, j) is
+
+    * the kernel rows *above* the centre applied to image rows i - top .. i - 1,
+      final once row i begins: one convolution per image row for all its
+      positions (:meth:`begin_row`), plus
+    * the centre row applied to positions j - left .. j of row i: one matrix
+      product at the step (:meth:`product`).
+
+    The map is stored ``[top + H, n, left + W + right, C]``: one row of all images
+    together, so that the positions j - left .. j are one ``[n, (left + 1) C]``
+    matrix that a product reads in place (a strided view, no copy). The views
+    are made once, at the start: the small presets are bound by the number of
+    operations per step, and an indexing expression costs as much as a product.
+    Only for causally masked kernels (the zero parts are skipped, not checked).
+    """
+
+    def __init__(self, like: torch.Tensor, n: int, channels: int, size, conv):
+        h, w = size
+        left, right, self.top = conv.pad
+        self.data = like.new_zeros(self.top + h, n, left + w + right, channels)
+        kernel = conv_weight(conv)  # (out, C, kh, kw)
+        self.above = kernel[:, :, : self.top].contiguous()
+        self.bias = conv.bias
+        # (left + 1) C rows in the window's order: position, then channel.
+        centre = kernel[:, :, self.top, : left + 1]  # (out, C, left + 1)
+        self.matrix = centre.permute(2, 1, 0).reshape(-1, conv.out_channels).contiguous()
+        self.from_above = like.new_zeros(w, n, conv.out_channels)  # (W, n, out)
+        if self.bias is not None:
+            self.from_above += self.bias  # rows above the image are zero padding
+        self.above_at = list(self.from_above.unbind(0))
+        rows = self.data[self.top :]
+        self.cells = [list(row[:, left : left + w].unbind(1)) for row in rows]  # [i][j]: (n, C)
+        self.windows = [
+            [row[:, j : j + left + 1].flatten(1) for j in range(w)] for row in rows
+        ]  # [i][j]: (n, (left + 1) C), positions j - left .. j
+
+    def begin_row(self, i: int) -> None:
+        """Image rows < i are final: the kernel's upper rows for every position of row i."""
+        if self.top == 0 or i == 0:
+            return  # nothing above but zero padding: the bias alone, set at the start
+        rows = self.data[i : i + self.top].permute(1, 3, 0, 2)  # (n, C, top, left + W + right)
+        out = F.conv2d(rows, self.above, self.bias)  # (n, out, 1, W)
+        self.from_above.copy_(out[:, :, 0].permute(2, 0, 1))
+
+    def cell(self, i: int, j: int) -> torch.Tensor:
+        """Position (i, j) of the map, ``[n, C]`` (a view to read or write)."""
+        return self.cells[i][j]
+
+    def window(self, i: int, j: int) -> torch.Tensor:
+        """Positions j - left .. j of row i, ``[n, (left + 1) C]``, for :attr:`matrix` (a view)."""
+        return self.windows[i][j]
+
+    def product(self, i: int, j: int) -> torch.Tensor:
+        """The convolution's output at (i, j), ``[n, out]`` (rows < i as of :meth:`begin_row`)."""
+        return torch.addmm(self.above_at[j], self.windows[i][j], self.matrix)
+
+
+class Pointwise:
+    """A 1x1 convolution (masked or not) at one position: ``[n, in] -> [n, out]``.
+
+    Small models are bound by the cost of each operation at each step, not by
+    arithmetic: a ``conv2d`` on a 1x1 map spends tens of microseconds setting up,
+    a matrix product on ``[n, in]`` rows a few. Steppers that work on such rows
+    turn each 1x1 layer into one of these, its kernel read once.
+    """
+
+    def __init__(self, conv):
+        self.matrix = conv_weight(conv)[:, :, 0, 0].t().contiguous()  # (in, out)
+        self.bias = conv.bias
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        return v @ self.matrix if self.bias is None else torch.addmm(self.bias, v, self.matrix)
+
+    def into(self, out: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The layer's output at ``v`` written into ``out`` (a buffer's cell)."""
+        if self.bias is None:
+            return torch.mm(v, self.matrix, out=out)
+        return torch.addmm(self.bias, v, self.matrix, out=out)
+
+    def add_into(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``h += layer(v)`` in place (a residual connection), returning ``h``."""
+        h.addmm_(v, self.matrix)
+        return h if self.bias is None else h.add_(self.bias)
+
+
+class OutputLayers:
+    """:func:`pixelzoo.nn.masked_output_layers` (ReLU - 1x1 - ReLU - 1x1) at one position."""
+
+    def __init__(self, stack):
+        self.first, self.second = Pointwise(stack[1]), Pointwise(stack[3])
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(torch.relu(v)).relu_())
 
 
 def pixel_input(model, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
