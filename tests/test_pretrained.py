@@ -144,10 +144,12 @@ def test_bad_pretrained_folders_and_names_are_one_sentence(run, tmp_path):
 # own commands: each samples from the command line with no data and no training, and
 # reproduces the test NLL its card states.
 SHIPPED = sorted(shipped())
-WANTED = {"pixelcnn-binarized-mnist", "gated-pixelcnn-binarized-mnist"}
+WANTED = {
+    "pixelcnn-binarized-mnist", "gated-pixelcnn-binarized-mnist", "pixelcnn-pp-cifar10-jpeg",
+}  # fmt: skip
 
 
-def test_the_package_ships_pretrained_binarized_mnist_models():
+def test_the_package_ships_the_pretrained_models_issue_20_names():
     assert WANTED <= set(SHIPPED), SHIPPED
 
 
@@ -170,7 +172,10 @@ def test_a_shipped_model_reproduces_its_card(name):
     assert len(split) == measured["images"]  # the card scored the whole test split
     model = run.load_model("best")
     first = split.subset(torch.arange(check["images"]))
-    assert evaluate_nll(model, first)["nats"] == pytest.approx(check["nats"], abs=1e-3)
+    # To 1e-3 nats, or a part in 10^6 of a colour image's ~7,000 nats (float32 sums of
+    # 3,072 sub-pixels' terms round differently on another CPU's kernels).
+    again = evaluate_nll(model, first)["nats"]
+    assert again == pytest.approx(check["nats"], abs=1e-3, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -180,4 +185,4 @@ def test_a_shipped_model_reproduces_its_card_on_the_whole_test_split(name):
     measured = run.config["pretrained"]["measured"]
     split = run.load_split("test", shared(Path(run.data_dir).name))
     again = evaluate_nll(run.load_model("best"), split)
-    assert again["nats"] == pytest.approx(measured["nats"], abs=1e-3)
+    assert again["nats"] == pytest.approx(measured["nats"], abs=1e-3, rel=1e-6)

@@ -151,8 +151,18 @@ def model_card(run: Run, model, pretrained: dict) -> str:
     paper = citation(sys.modules[type(model).__module__].__doc__ or "")
     m = pretrained.get("measured")
     seconds = pretrained.get("train_seconds")
+    data = run.data_name
+    if data == "folder" and run.data_dir:  # an image folder is known by its name
+        data = f"{Path(run.data_dir).name} (an image folder)"
+    chosen = run.config.get("chosen") or {}
+    machine = (
+        f"- Trained on: {chosen['device']}, {chosen['threads']} threads, "
+        f"{'bf16 autocast' if chosen.get('amp') else 'float32'}"
+        if chosen.get("device")
+        else None
+    )
     lines = [
-        f"# {spec['name']} on {run.data_name} ({c}x{h}x{w}, {spec['levels']} levels)",
+        f"# {spec['name']} on {data} ({c}x{h}x{w}, {spec['levels']} levels)",
         "",
         f"A pixelzoo `{spec['name']}` ({params:,} parameters): {paper}",
         "",
@@ -175,6 +185,7 @@ def model_card(run: Run, model, pretrained: dict) -> str:
         "or replay every setting: `pixelzoo train --config THIS_FOLDER/config.json --out NEW`",
         f"- Budget: {pretrained.get('step') or '?'} steps of batch {train.get('batch_size')}"
         + (f", {seconds / 60:.1f} minutes of training steps" if seconds else ""),
+        *([machine] if machine else []),
         f"- Checkpoint: {pretrained['checkpoint']} (run id {pretrained.get('exported_from')})",
         "",
         "## Measured",
