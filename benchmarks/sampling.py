@@ -3,15 +3,23 @@
 For each configuration, 16 images from a freshly initialised model (speed does
 not depend on the weights):
 
-* ``forward_s``: one forward pass over the batch (the median of 3), the
-  arithmetic floor of any sampler (the cached one computes every activation once);
-* ``cached_s``: the model's cached stepper (``model.cached_stepper``), the whole batch;
+* ``forward_s``: one forward pass over the batch, the arithmetic floor of any
+  sampler (the cached one computes every activation once): the median of 9 after
+  two warm-ups where a pass takes under a second, of 3 otherwise (on this shared
+  machine single small passes were seen to vary 3x);
+* ``cached_s``: the model's cached stepper (``model.cached_stepper``), the whole
+  batch: the median of 3 runs where one takes under 5 s, else one run
+  (``cached_runs``);
 * ``naive_s``: the naive sampler, measured in full with ``--full-naive``
   (where it takes minutes); otherwise estimated as ``forward_s x draws``, since the
   naive sampler is exactly one forward pass per draw (``naive_estimated: true``);
 * ``speedup = naive_s / cached_s`` and ``cached_over_forward = cached_s / forward_s``;
 * with ``--full-naive``, ``identical``: whether both samplers drew the same images
   from the same seed in float32 (the tests check this in float64).
+
+The cached sampler runs on one thread whatever ``--threads`` says (its loop of
+small operations: ``pixelzoo/utils/threads.py``), so ``--threads 1`` compares like
+with like.
 
     python benchmarks/sampling.py                      # all configurations
     python benchmarks/sampling.py --only pixelcnn_pp_cifar10 --threads 1
@@ -49,24 +57,34 @@ CONFIGS = {
 }
 
 
+def timed(fn):
+    """``(seconds, result)`` of one call."""
+    t = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t, result
+
+
 def run(name: str, n: int, full_naive: bool) -> dict:
     model_name, preset, shape, levels = CONFIGS[name]
     torch.manual_seed(0)
     model = models.build(model_name, shape, levels, preset).eval()
     x = torch.zeros(n, *shape, dtype=torch.long)
     with torch.no_grad(), parametrize.cached():
-        model(x)  # warm-up
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
+        first = timed(lambda: model(x))[0]  # warm-up
+        repeats = 9 if first < 1.0 else 3
+        if first < 1.0:
             model(x)
-            times.append(time.perf_counter() - t)
-    forward = statistics.median(times)
+        forward = statistics.median(timed(lambda: model(x))[0] for _ in range(repeats))
     draws = shape[1] * shape[2] * (1 if model.likelihood.joint else shape[0])
 
-    t = time.perf_counter()
-    cached = model.sample(n, generator=torch.Generator().manual_seed(0), sampler="cached")
-    cached_s = time.perf_counter() - t
+    def draw():
+        return model.sample(n, generator=torch.Generator().manual_seed(0), sampler="cached")
+
+    cached_times = [timed(draw)]
+    if cached_times[0][0] < 5.0:
+        cached_times += [timed(draw) for _ in range(2)]
+    cached_s = statistics.median(t for t, _ in cached_times)
+    cached = cached_times[0][1]
     out = {
         "config": name,
         "model": model_name,
@@ -78,6 +96,7 @@ def run(name: str, n: int, full_naive: bool) -> dict:
         "draws": draws,
         "forward_s": round(forward, 4),
         "cached_s": round(cached_s, 3),
+        "cached_runs": len(cached_times),
         "cached_over_forward": round(cached_s / forward, 2),
     }
     if full_naive:
