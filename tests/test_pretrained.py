@@ -82,6 +82,8 @@ def test_export_writes_a_model_card_with_the_measured_test_nll(run, tmp_path):
     assert evaluate_nll(model, first)["nats"] == pytest.approx(check["nats"], rel=1e-9)
     assert f"The first {check['images']:,} of them" in card
     assert "30 steps of batch 64" in card
+    chosen = Run(run).config["chosen"]  # the machine the weights were trained on
+    assert f"- Trained on: cpu, {chosen['threads']} threads, " in card
     assert "Pixel Recurrent Neural Networks" in card  # the model file's citation
     # The card's training command resolves to the run's own training settings.
     command = re.search(r"Command \(DATA: [^)]*\): `([^`]*)`", card).group(1)
