@@ -274,5 +274,6 @@ class GatedPixelCNNStepper:
         return self.output(skips)
 
     def commit(self, x, i, j):
-        self.x_buf.put(pixel_input(self.model, x, i, j), i, j)
-        self.h_in[0].cell(i, j).copy_(self.model.embed(x[:, :, i, j]))
+        u = pixel_input(self.model, x, i, j)  # (n, C, 1, 1): read by both stacks
+        self.x_buf.put(u, i, j)
+        self.h_in[0].cell(i, j).copy_(u[:, :, 0, 0])
