@@ -136,8 +136,14 @@ class PixelCNNStepper:
             MaskedConvBuffer(like, n, b.conv.in_channels, (h, w), b.conv) for b in model.blocks
         ]
         self.reduce = [Pointwise(block.reduce[1]) for block in model.blocks]
-        self.expand = [Pointwise(block.expand[1]) for block in model.blocks]
+        # Each block's expand layer with its bias folded in as a last input row, read by
+        # `mid`: the centre layer's output followed by a constant 1 (one product a layer).
+        self.expand = [Pointwise(block.expand[1]).with_bias_row() for block in model.blocks]
         self.output = OutputLayers(model.output)
+        hidden = model.config.hidden
+        self.mid = like.new_ones(n, hidden + 1)
+        self.mid_out = self.mid[:, :hidden]
+        self.stream_relu = like.new_empty(n, 2 * hidden)  # relu of the residual stream
 
     def begin_row(self, i):
         for buf in [self.x_buf, *self.bufs]:
@@ -146,9 +152,13 @@ class PixelCNNStepper:
     def step(self, x, i, j, need):
         self.commit(x, i, j)  # the pixel's channels drawn so far
         h = self.x_buf.product(i, j)  # (n, 2h)
+        relu_h, mid, mid_out = self.stream_relu, self.mid, self.mid_out
+        # Four operations a block: the small presets are bound by their number.
         for buf, reduce, expand in zip(self.bufs, self.reduce, self.expand, strict=True):
-            reduce.into(buf.cell(i, j), torch.relu(h)).relu_()
-            h = expand.add_into(h, buf.product(i, j).relu_())
+            torch.clamp_min(h, 0.0, out=relu_h)
+            reduce.relu_into(buf.cell(i, j), relu_h)
+            buf.product_relu(i, j, mid_out)
+            h.addmm_(mid, expand)
         if not need:
             return None
         return self.output(h)

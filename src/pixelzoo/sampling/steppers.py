@@ -40,6 +40,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# ``relu(bias + a @ b)`` as one operation (PyTorch's fused "addmm + activation", a private
+# but long-standing op; bit-identical to addmm then relu_): one dispatch instead of two
+# on the small presets' per-step path. Falls back to the two where a torch lacks it.
+_addmm_activation = getattr(torch, "_addmm_activation", None)
+
+
+def addmm_relu(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor):
+    """``out = relu(bias + a @ b)``, returning ``out``."""
+    if _addmm_activation is not None:
+        return _addmm_activation(bias, a, b, out=out)
+    return torch.addmm(bias, a, b, out=out).relu_()
+
 
 class NaiveStepper:
     """One full forward pass per draw (the reference sampler)."""
@@ -193,6 +205,10 @@ class MaskedConvBuffer:
         """The convolution's output at (i, j), ``[n, out]`` (rows < i as of :meth:`begin_row`)."""
         return torch.addmm(self.above_at[j], self.windows[i][j], self.matrix)
 
+    def product_relu(self, i: int, j: int, out: torch.Tensor) -> torch.Tensor:
+        """``relu`` of :meth:`product`, written into ``out`` ``[n, out]``."""
+        return addmm_relu(self.above_at[j], self.windows[i][j], self.matrix, out)
+
 
 class Pointwise:
     """A 1x1 convolution (masked or not) at one position: ``[n, in] -> [n, out]``.
@@ -216,10 +232,22 @@ class Pointwise:
             return torch.mm(v, self.matrix, out=out)
         return torch.addmm(self.bias, v, self.matrix, out=out)
 
+    def relu_into(self, out: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``relu`` of the layer's output at ``v``, written into ``out``."""
+        if self.bias is None:
+            return torch.mm(v, self.matrix, out=out).relu_()
+        return addmm_relu(self.bias, v, self.matrix, out)
+
     def add_into(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``h += layer(v)`` in place (a residual connection), returning ``h``."""
         h.addmm_(v, self.matrix)
         return h if self.bias is None else h.add_(self.bias)
+
+    def with_bias_row(self) -> torch.Tensor:
+        """The matrix with the bias as one more input row ``[in + 1, out]``: for inputs that
+        end in a constant 1, the layer is then one product (:meth:`add_into` without ``add_``)."""
+        bias = self.bias if self.bias is not None else self.matrix.new_zeros(self.matrix.shape[1])
+        return torch.cat([self.matrix, bias[None]]).contiguous()
 
 
 class OutputLayers:
