@@ -135,9 +135,9 @@ def test_bad_images_and_models_are_refused_in_one_sentence():
         codec.encode(model, torch.zeros(2, 1, 5, 4))
     with pytest.raises(InputError, match="class labels"):
         codec.encode(build("gated-class"), torch.zeros(2, 1, 4, 4, dtype=torch.long))
-    vae = models.build("vae", (1, 8, 8), 2, "tiny")
-    with pytest.raises(codec.CodecError, match="no exact autoregressive likelihood"):
-        codec.encode(vae, torch.zeros(1, 1, 8, 8, dtype=torch.long))
+    gan = models.build("dcgan", (1, 8, 8), 2, "tiny")
+    with pytest.raises(codec.CodecError, match="no likelihood to code with"):
+        codec.encode(gan, torch.zeros(1, 1, 8, 8, dtype=torch.long))
     vector = models.build("gated_pixelcnn", (1, 4, 4), 2, "tiny", cond_shape=(3,))
     with pytest.raises(codec.CodecError, match="decoder would not have"):
         codec.encode(vector, torch.zeros(1, 1, 4, 4, dtype=torch.long), torch.zeros(1, 3))

@@ -89,13 +89,18 @@ def test_metrics_jsonl_has_one_record_a_model_with_every_key(report):
     assert vae["nats_route"] in ("IWAE-64", f"AIS ({vae['ais_steps']} steps)")
     assert data["fid_ci"][0] <= data["fid"] and data["memorized"] is None  # training images: n/a
     assert pixelcnn["sample_seconds_naive"] > 0 and dcgan["sample_seconds_naive"] is None
-    # A real file for the autoregressive model only, of about its NLL on the same images;
-    # the everyday codecs on those images with the data.
-    assert dcgan["compressed_bits_per_dim"] is None and vae["compressed_bits_per_dim"] is None
+    # A real file for the autoregressive model, of about its NLL on the same images, and
+    # for the VAE by bits back, of about its bits-back ideal; none for the GAN; the everyday
+    # codecs on those images with the data.
+    assert dcgan["compressed_bits_per_dim"] is None
     assert pixelcnn["compressed_images"] == data["compressed_images"] == 100
     file_bits = pixelcnn["compressed_bits_per_dim"] * 100 * 64
     assert pixelcnn["compressed_nll_bits_per_dim"] * 100 * 64 < file_bits
     assert file_bits < pixelcnn["compressed_nll_bits_per_dim"] * 100 * 64 * 1.01 + 8 * 38 + 64
+    assert vae["compressed_bits_back"] and not pixelcnn["compressed_bits_back"]
+    vae_bits = vae["compressed_bits_per_dim"] * 100 * 64
+    ideal = vae["compressed_nll_bits_per_dim"] * 100 * 64
+    assert ideal <= vae_bits <= ideal + 8 * 38 + 96
     assert set(data["lossless_baselines"]) == {"png", "webp", "jpegxl"}
     assert all(m["tiled"] > 0 for m in data["lossless_baselines"].values() if m)
     # The exact NLL in the report is the one `pixelzoo evaluate` gives.
@@ -125,6 +130,7 @@ def test_report_md_has_the_table_the_reading_and_every_image(report):
     assert "AIS" in md and "Likelihood, NLL: best" in md and "Verdict by axis" in md
     assert "0.0 min" not in md
     assert "| file bits/dim |" in md and "JPEG-XL lossless" in md and "one file per image" in md
+    assert "(bits-back ideal " in md and "bits-back code (Townsend et al. 2019)" in md
 
 
 @pytest.mark.skipif(

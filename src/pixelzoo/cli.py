@@ -380,8 +380,8 @@ def cmd_compress(args) -> int:
     atomic_write_bytes(args.out, encoded.data)
     print(
         f"compressed {what} into {args.out}: {len(encoded.data):,} bytes, "
-        f"{encoded.bits_per_dim:.4f} bits/dim (the model's NLL: {encoded.ideal_bits_per_dim:.4f} "
-        f"bits/dim; raw {math.log2(model.levels):g} bits/dim)"
+        f"{encoded.bits_per_dim:.4f} bits/dim ({encoded.ideal_label}: "
+        f"{encoded.ideal_bits_per_dim:.4f} bits/dim; raw {math.log2(model.levels):g} bits/dim)"
     )
     return 0
 

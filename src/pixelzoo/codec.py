@@ -54,6 +54,7 @@ import torch
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
+from pixelzoo import bitsback
 from pixelzoo.errors import InputError, PixelzooError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.sampling.ancestral import make_stepper
@@ -80,8 +81,10 @@ class Encoded:
     count: int
     dims: int
     # sum of -log2 p under the coder's float tables: the model's NLL in bits (plus log2 N bits
-    # an image for the class labels of a class-conditional model)
+    # an image for the class labels of a class-conditional model); a VAE's bits-back ideal
     ideal_bits: float
+    # what ideal_bits is, for a reader
+    ideal_label: str = "the model's NLL"
 
     @property
     def bits(self) -> int:
@@ -106,12 +109,16 @@ def model_hash(model) -> str:
 
 
 def check_codable(model) -> None:
-    """Raise :class:`CodecError` unless ``model`` has an exact, sequential likelihood."""
+    """Raise :class:`CodecError` unless ``model`` has an exact, sequential likelihood or is
+    a VAE (coded by bits back, :mod:`pixelzoo.bitsback`)."""
     name = getattr(model, "registry_name", type(model).__name__)
+    if bitsback.codes_with_bits_back(model):
+        return
     if not isinstance(model, AutoregressiveModel):
         raise CodecError(
-            f"{name} has no exact autoregressive likelihood to code with; compress with "
-            "pixelcnn, row_lstm, diagonal_bilstm, gated_pixelcnn or pixelcnn_pp"
+            f"{name} has no likelihood to code with; compress with an autoregressive model "
+            "(pixelcnn, row_lstm, diagonal_bilstm, gated_pixelcnn, pixelcnn_pp) or a vae "
+            "(bits back)"
         )
     if model.cond_kind not in (None, "class") or model.cond_optional:
         raise CodecError(
@@ -136,7 +143,7 @@ def level_log_probs(likelihood, params: torch.Tensor, pixel: torch.Tensor, chann
 
 
 @contextlib.contextmanager
-def _threads(n: int):
+def threads(n: int):
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -176,11 +183,11 @@ def _walk(model, x, cond, code, *, progress: bool, desc: str) -> float:
     return ideal
 
 
-def _batches(n: int, batch: int):
+def batches(n: int, batch: int):
     return [(k, min(batch, n - k)) for k in range(0, n, batch)]
 
 
-def _crc(x: torch.Tensor, cond) -> int:
+def crc(x: torch.Tensor, cond) -> int:
     crc = zlib.crc32(x.to(torch.int32).cpu().numpy().tobytes())
     if cond is not None:
         crc = zlib.crc32(cond.to(torch.int32).cpu().numpy().tobytes(), crc)
@@ -188,9 +195,16 @@ def _crc(x: torch.Tensor, cond) -> int:
 
 
 @torch.no_grad()
-def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: int = BATCH):
-    """Compress images ``x [N, C, H, W]`` (levels) (and class labels ``cond [N]``): :class:`Encoded`."""
+def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: int | None = None):
+    """Compress images ``x [N, C, H, W]`` (levels) (and class labels ``cond [N]``): :class:`Encoded`.
+
+    ``batch``: images walked through the stepper at once (default :data:`BATCH`; a VAE's
+    link, default :data:`pixelzoo.bitsback.BATCH`).
+    """
     check_codable(model)
+    if bitsback.codes_with_bits_back(model):
+        return bitsback.encode(model, x, cond, progress=progress, batch=batch or bitsback.BATCH)
+    batch = batch or BATCH
     model.check_images(x)
     n = len(x)
     if n < 1:
@@ -213,16 +227,13 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     if model.cond_kind == "class":
         labels = cond.to(torch.int32).cpu().numpy()
         encoder.encode(labels, con.stream.model.Uniform(model.num_classes))
-    threads = torch.get_num_threads()
-    if threads > 255:  # a one-byte header field; the decoder must use the same number
-        raise InputError(
-            f"compress with at most 255 threads (torch.set_num_threads), not {threads}"
-        )
+    n_threads = checked_threads()
+    kind = checked_device(model)
     was_training = model.training
     model.eval()
     ideal = 0.0 if model.cond_kind != "class" else n * math.log2(model.num_classes)
     try:
-        for k, m in tqdm(_batches(n, batch), desc="batches", disable=not progress or n <= batch):
+        for k, m in tqdm(batches(n, batch), desc="batches", disable=not progress or n <= batch):
             truth = x[k : k + m].long()
             c_part = None if cond is None else cond[k : k + m].to(device)
 
@@ -237,23 +248,53 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     finally:
         model.train(was_training)
     words = encoder.get_compressed().astype("<u4").tobytes()
-    if device.type not in DEVICES:
-        raise CodecError(f"compression runs on {' or '.join(DEVICES)}, not {device.type}")
+    head = pack_header(MAGIC, model, n, batch, n_threads, kind, len(words), crc(x, cond))
+    return Encoded(data=head + words, count=n, dims=model.dims, ideal_bits=ideal)
+
+
+def checked_threads() -> int:
+    """This process's thread count, which the decoder must use too (a one-byte header field)."""
+    n = torch.get_num_threads()
+    if n > 255:
+        raise InputError(f"compress with at most 255 threads (torch.set_num_threads), not {n}")
+    return n
+
+
+def checked_device(model) -> str:
+    """The kind of device the model is on (a header field); one sentence if not codable there."""
+    kind = model.device.type
+    if kind not in DEVICES:
+        raise CodecError(f"compression runs on {' or '.join(DEVICES)}, not {kind}")
+    return kind
+
+
+def pack_header(magic: bytes, model, n, batch, n_threads, device: str, code_bytes, crc32) -> bytes:
+    """The :data:`HEADER` of a stream of ``n`` images coded with ``model``."""
     channels, height, width = model.image_shape
-    head = HEADER.pack(
-        MAGIC, FORMAT_VERSION, bytes.fromhex(model_hash(model))[:8], channels, height, width,
-        model.levels, model.num_classes or 0, n, batch, threads, DEVICES.index(device.type),
-        len(words), _crc(x, cond),
+    return HEADER.pack(
+        magic, FORMAT_VERSION, bytes.fromhex(model_hash(model))[:8], channels, height, width,
+        model.levels, model.num_classes or 0, n, batch, n_threads, DEVICES.index(device),
+        code_bytes, crc32,
     )  # fmt: skip
-    data = head + words
-    return Encoded(data=data, count=n, dims=model.dims, ideal_bits=ideal)
 
 
-def read_header(data: bytes, source: str = "the file") -> tuple[dict, bytes]:
-    """The header (as a dict) and the code of a compressed stream; one sentence if it is not one."""
-    if data[: len(MAGIC)] != MAGIC:
+def read_header(data: bytes, source: str = "the file", magic: bytes = MAGIC) -> tuple[dict, bytes]:
+    """The header (as a dict) and the code of a compressed stream; one sentence if it is not one.
+
+    ``magic``: the kind of stream expected (:data:`MAGIC` from an autoregressive model,
+    :data:`pixelzoo.bitsback.MAGIC` from a VAE).
+    """
+    kinds = {MAGIC: "an autoregressive model", bitsback.MAGIC: "a VAE (bits back)"}
+    start = data[: len(magic)]
+    if start not in kinds:
         raise CodecError(
-            f"{source} is not a pixelzoo compressed file (it does not start with {MAGIC!r})"
+            f"{source} is not a pixelzoo compressed file (it does not start with {MAGIC!r} "
+            f"or {bitsback.MAGIC!r})"
+        )
+    if start != magic:
+        raise CodecError(
+            f"{source} was made with {kinds[start]}; decode it with that model, not with "
+            f"{kinds[magic]}"
         )
     if len(data) < HEADER.size:
         raise CodecError(f"{source} is truncated: it ends inside its {HEADER.size}-byte header")
@@ -287,24 +328,10 @@ def read_header(data: bytes, source: str = "the file") -> tuple[dict, bytes]:
 def decode(model, data: bytes, *, progress: bool = False, source: str = "the file"):
     """The images ``[N, C, H, W]`` (int64) and labels (or None) that :func:`encode` compressed."""
     check_codable(model)
+    if bitsback.codes_with_bits_back(model):
+        return bitsback.decode(model, data, progress=progress, source=source)
     header, code = read_header(data, source)
-    mine = model_hash(model)[:16]
-    if (
-        header["model_hash"] != mine
-        or header["shape"] != list(model.image_shape)
-        or (header["levels"] != model.levels)
-    ):
-        raise CodecError(
-            f"{source} was made with another model (weights {header['model_hash']}, images "
-            f"{tuple(header['shape'])} at {header['levels']} levels); this "
-            f"{model.registry_name} is {mine}, {model.image_shape} at {model.levels} levels"
-        )
-    if header["device"] != model.device.type:
-        raise CodecError(
-            f"{source} was encoded on {header['device']} and this model is on "
-            f"{model.device.type}: the probability tables are bit-identical only on the same "
-            f"kind of device; decode on {header['device']}"
-        )
+    check_header_model(header, model, source)
     if len(code) % 4:
         raise CodecError(f"{source} is corrupt: its code is not a whole number of 32-bit words")
     con = constriction
@@ -322,8 +349,8 @@ def decode(model, data: bytes, *, progress: bool = False, source: str = "the fil
     was_training = model.training
     model.eval()
     try:
-        with _threads(header["threads"]):
-            for k, m in tqdm(_batches(n, header["batch"]), desc="batches",
+        with threads(header["threads"]):
+            for k, m in tqdm(batches(n, header["batch"]), desc="batches",
                              disable=not progress or n <= header["batch"]):  # fmt: skip
                 part = x[k : k + m]
                 c_part = None if cond is None else cond[k : k + m].to(model.device)
@@ -342,11 +369,37 @@ def decode(model, data: bytes, *, progress: bool = False, source: str = "the fil
     finally:
         model.train(was_training)
     x = x.cpu()
-    if _crc(x, cond) != header["crc32"]:
+    check_crc(x, cond, header, source)
+    return x, cond
+
+
+def check_header_model(header: dict, model, source: str) -> None:
+    """One sentence unless the stream was made with ``model``, on this kind of device."""
+    mine = model_hash(model)[:16]
+    if (
+        header["model_hash"] != mine
+        or header["shape"] != list(model.image_shape)
+        or (header["levels"] != model.levels)
+    ):
+        raise CodecError(
+            f"{source} was made with another model (weights {header['model_hash']}, images "
+            f"{tuple(header['shape'])} at {header['levels']} levels); this "
+            f"{model.registry_name} is {mine}, {model.image_shape} at {model.levels} levels"
+        )
+    if header["device"] != model.device.type:
+        raise CodecError(
+            f"{source} was encoded on {header['device']} and this model is on "
+            f"{model.device.type}: the probability tables are bit-identical only on the same "
+            f"kind of device; decode on {header['device']}"
+        )
+
+
+def check_crc(x: torch.Tensor, cond, header: dict, source: str) -> None:
+    """One sentence unless the decoded pixels (and labels) are the ones the file was made from."""
+    if crc(x, cond) != header["crc32"]:
         raise CodecError(
             f"{source} did not decode to the pixels it was made from (CRC-32 mismatch): the file "
             f"is corrupt, or this machine computes the model's probabilities differently "
             f"(it was encoded with {header['threads']} thread(s) on {header['device']}; torch and "
             "the CPU's instruction set must match too)"
         )
-    return x, cond

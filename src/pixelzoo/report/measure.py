@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelzoo import codec
+from pixelzoo import bitsback, codec
 from pixelzoo.data.images import save_grid, save_npz
 from pixelzoo.errors import InputError
 from pixelzoo.evaluation import lossless
@@ -79,6 +79,7 @@ KEYS = (
     "kl_to_uniform", "kl_to_uniform_ci", "closest_pair",
     "sample_seconds", "sample_seconds_range", "timing_runs", "sample_seconds_naive", "samples",
     "compressed_bits_per_dim", "compressed_nll_bits_per_dim", "compressed_images",
+    "compressed_bits_back",
     "lossless_baselines",
 )  # fmt: skip
 
@@ -512,6 +513,7 @@ def _compression(model, test, n: int) -> dict:
     return {
         "compressed_bits_per_dim": encoded.bits_per_dim,
         "compressed_nll_bits_per_dim": encoded.ideal_bits_per_dim,
+        "compressed_bits_back": bitsback.codes_with_bits_back(model),
         "compressed_images": len(x),
     }
 
