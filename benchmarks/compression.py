@@ -1,11 +1,14 @@
 """Lossless compression: pixelzoo's code from a trained model against PNG, WebP and JPEG-XL.
 
-For each run: the first ``--images`` test images of its dataset, compressed into one
-pixelzoo file (``pixelzoo.codec``), decoded again and compared pixel for pixel, with the
-encode and decode speed (images/s, the stepper's: one network step per sub-pixel or
-pixel); the model's NLL in bits/dim over the same images (the parallel forward pass, with
-its 95% interval over the images); and the baselines on the same images, one file per
-image and tiled into one image (``pixelzoo.evaluation.lossless``). Prints one JSON object.
+For each run (a run folder, a pretrained folder or ``pretrained:NAME``): the first
+``--images`` test images of its dataset, compressed into one pixelzoo file
+(``pixelzoo.codec``), decoded again and compared pixel for pixel, with the encode and
+decode speed (images/s; an autoregressive model's is the stepper's: one network step per
+sub-pixel or pixel); the model's NLL in bits/dim over the same images (the parallel
+forward pass, with its 95% interval over the images; a VAE's is its IWAE bound, and its
+-ELBO is given too, which its bits-back file approaches); and the baselines on the same
+images, one file per image and tiled into one image (``pixelzoo.evaluation.lossless``).
+Prints one JSON object.
 
     python benchmarks/compression.py --run /work/bench/runs/pixelcnn --images 1000 \\
         --data-dir ../shared/data/binarized_mnist
@@ -22,16 +25,23 @@ from pathlib import Path
 
 import torch
 
-from pixelzoo import codec
+from pixelzoo import bitsback, codec
 from pixelzoo.evaluation import lossless
 from pixelzoo.evaluation.nll import nll_values
 from pixelzoo.evaluation.uncertainty import mean_estimate
-from pixelzoo.runs import Run
+from pixelzoo.runs.pretrained import open_run
 from pixelzoo.utils.io import atomic_write_json
 
 
-def measure_run(path: str, data_dir: str | None, images: int, batch: int, checkpoint: str) -> dict:
-    run = Run(path)
+def _bpd(est, to_bpd: float) -> dict:
+    return {"value": est.value * to_bpd, "low": est.low * to_bpd, "high": est.high * to_bpd,
+            "n": est.n}  # fmt: skip
+
+
+def measure_run(
+    path: str, data_dir: str | None, images: int, batch: int | None, checkpoint: str
+) -> dict:
+    run = open_run(path)
     model = run.load_model(checkpoint)
     split = run.load_split("test", data_dir)
     n = min(images, len(split))
@@ -45,6 +55,12 @@ def measure_run(path: str, data_dir: str | None, images: int, batch: int, checkp
     assert torch.equal(y, x), "the pixelzoo file did not decode to the same pixels"
     est = mean_estimate(nll_values(model, split, torch.arange(n), batch_size=100))
     to_bpd = 1.0 / (model.dims * math.log(2.0))
+    extra = {}
+    if bitsback.codes_with_bits_back(model):
+        g = torch.Generator().manual_seed(0)
+        elbo = torch.cat([bitsback.expected_bits(model, x[k : k + 100], generator=g)
+                          for k in range(0, n, 100)])  # fmt: skip
+        extra["neg_elbo_bits_per_dim"] = _bpd(mean_estimate(elbo.tolist()), 1.0 / model.dims)
     return {
         "run": str(path),
         "model": model.registry_name,
@@ -52,20 +68,18 @@ def measure_run(path: str, data_dir: str | None, images: int, batch: int, checkp
         "images": n,
         "shape": list(model.image_shape),
         "levels": model.levels,
-        "nll_bits_per_dim": {
-            "value": est.value * to_bpd,
-            "low": est.low * to_bpd,
-            "high": est.high * to_bpd,
-            "n": est.n,
-        },  # fmt: skip
+        "nll_bits_per_dim": _bpd(est, to_bpd),
+        "nll_kind": model.nats_kind,
+        **extra,
         "pixelzoo": {
             "bits_per_dim": encoded.bits_per_dim,
             "bytes": len(encoded.data),
             "header_bytes": codec.HEADER.size,
             "ideal_bits_per_dim": encoded.ideal_bits_per_dim,
+            "ideal": encoded.ideal_label,
             "encode_images_per_s": n / (t1 - t0),
             "decode_images_per_s": n / (t2 - t1),
-            "batch": batch,
+            "batch": batch or (bitsback.BATCH if extra else codec.BATCH),
         },
         "baselines": lossless.measure(x, model.levels),
         "raw_bits_per_dim": math.log2(model.levels),
@@ -78,9 +92,9 @@ def main() -> None:
     p.add_argument("--data-dir", action="append", default=None,
                    help="each run's dataset folder (repeatable, in --run's order)")  # fmt: skip
     p.add_argument("--images", type=int, default=1000, help="first N test images")
-    p.add_argument(
-        "--batch", type=int, default=250, help="images walked through the stepper at once"
-    )
+    p.add_argument("--batch", type=int, default=None,
+                   help="images walked through the stepper at once (a VAE: a bits-back link); "
+                   "default: the codec's")  # fmt: skip
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--out", default=None, help="also write the JSON here")
     args = p.parse_args()
@@ -93,9 +107,11 @@ def main() -> None:
         "torch": torch.__version__,
         "results": results,
     }
-    if args.out:
-        atomic_write_json(Path(args.out), out)
     print(json.dumps(out, indent=1))
+    if args.out:  # JSON has no NaN: a figure that is not a number is written as null
+        atomic_write_json(
+            Path(args.out), json.loads(json.dumps(out), parse_constant=lambda _: None)
+        )
 
 
 if __name__ == "__main__":
