@@ -68,7 +68,9 @@ BATCH = 16
 
 def codes_with_bits_back(model) -> bool:
     """Whether ``model`` is coded by bits back (a VAE: latent codes, a per-pixel decoder)."""
-    return hasattr(model, "encode") and hasattr(model, "decode") and hasattr(model, "latent_dim")
+    from pixelzoo.models.vae import VAE
+
+    return isinstance(model, VAE)
 
 
 def _buckets(device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,9 @@ How it works:
 * Class labels of a class-conditional model go in the stream first, uniformly coded
   (log2 N bits an image).
 
+A VAE has no exact likelihood; it is coded by bits back (:mod:`pixelzoo.bitsback`), in
+the same header with another magic, through the same :func:`encode` and :func:`decode`.
+
 File layout: a 38-byte header (:data:`HEADER`: magic, format version, the first 8 bytes of
 the model's SHA-256, shape, levels, classes, count, batch, threads, device, the length of
 the code, a CRC-32 of the pixels and labels), then the code as little-endian 32-bit words.
