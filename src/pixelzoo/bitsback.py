@@ -161,7 +161,7 @@ def _bits(log_table: torch.Tensor, symbols: np.ndarray) -> float:
 
 
 class _Link:
-    """The networks' tables for one link of images, computed the same way at both ends."""
+    """What both ends share to code a link: the coder's models and the buckets' centres."""
 
     def __init__(self, model, edges, centres):
         self.model, self.edges, self.centres = model, edges, centres
@@ -178,8 +178,9 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     """Compress images ``x [N, C, H, W]`` (levels) with a VAE by bits back: :class:`~pixelzoo.codec.Encoded`.
 
     ``ideal_bits`` is the sum over images of ``-log2 p(x | z) - log2 p(z) + log2 q(z | x)``
-    at the latent buckets the stream chose (the first link without the ``log2 q`` refund),
-    under the coder's float tables: the length the file approaches.
+    at the latent buckets the stream chose (links that did not borrow without the ``log2 q``
+    refund), plus a flag bit a link, under the coder's float tables: the length the file
+    approaches.
     """
     from pixelzoo import codec
 
