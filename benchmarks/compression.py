@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from pixelzoo import bitsback, codec
+from pixelzoo import codec
+from pixelzoo.codec import bitsback
 from pixelzoo.evaluation import lossless
 from pixelzoo.evaluation.nll import nll_values
 from pixelzoo.evaluation.uncertainty import mean_estimate

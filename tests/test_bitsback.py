@@ -13,7 +13,8 @@ import math
 import pytest
 import torch
 
-from pixelzoo import bitsback, codec, models
+from pixelzoo import codec, models
+from pixelzoo.codec import bitsback
 from pixelzoo.errors import InputError
 from pixelzoo.training import TrainConfig, train
 from tests.helpers import cli

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelzoo import bitsback, codec
+from pixelzoo import codec
+from pixelzoo.codec import bitsback
 from pixelzoo.data.images import save_grid, save_npz
 from pixelzoo.errors import InputError
 from pixelzoo.evaluation import lossless

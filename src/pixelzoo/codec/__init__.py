@@ -29,7 +29,7 @@ How it works:
 * Class labels of a class-conditional model go in the stream first, uniformly coded
   (log2 N bits an image).
 
-A VAE has no exact likelihood; it is coded by bits back (:mod:`pixelzoo.bitsback`), in
+A VAE has no exact likelihood; it is coded by bits back (:mod:`pixelzoo.codec.bitsback`), in
 the same header with another magic, through the same :func:`encode` and :func:`decode`.
 
 File layout: a 38-byte header (:data:`HEADER`: magic, format version, the first 8 bytes of
@@ -57,7 +57,7 @@ import torch
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
-from pixelzoo import bitsback
+from pixelzoo.codec import bitsback
 from pixelzoo.errors import InputError, PixelzooError
 from pixelzoo.models.base import AutoregressiveModel
 from pixelzoo.sampling.ancestral import make_stepper
@@ -113,7 +113,7 @@ def model_hash(model) -> str:
 
 def check_codable(model) -> None:
     """Raise :class:`CodecError` unless ``model`` has an exact, sequential likelihood or is
-    a VAE (coded by bits back, :mod:`pixelzoo.bitsback`)."""
+    a VAE (coded by bits back, :mod:`pixelzoo.codec.bitsback`)."""
     name = getattr(model, "registry_name", type(model).__name__)
     if bitsback.codes_with_bits_back(model):
         return
@@ -202,7 +202,7 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     """Compress images ``x [N, C, H, W]`` (levels) (and class labels ``cond [N]``): :class:`Encoded`.
 
     ``batch``: images walked through the stepper at once (default :data:`BATCH`; a VAE's
-    link, default :data:`pixelzoo.bitsback.BATCH`).
+    link, default :data:`pixelzoo.codec.bitsback.BATCH`).
     """
     check_codable(model)
     if bitsback.codes_with_bits_back(model):
@@ -285,7 +285,7 @@ def read_header(data: bytes, source: str = "the file", magic: bytes = MAGIC) -> 
     """The header (as a dict) and the code of a compressed stream; one sentence if it is not one.
 
     ``magic``: the kind of stream expected (:data:`MAGIC` from an autoregressive model,
-    :data:`pixelzoo.bitsback.MAGIC` from a VAE).
+    :data:`pixelzoo.codec.bitsback.MAGIC` from a VAE).
     """
     kinds = {MAGIC: "an autoregressive model", bitsback.MAGIC: "a VAE (bits back)"}
     start = data[: len(magic)]
