@@ -100,7 +100,7 @@ def test_metrics_jsonl_has_one_record_a_model_with_every_key(report):
     assert vae["compressed_bits_back"] and not pixelcnn["compressed_bits_back"]
     vae_bits = vae["compressed_bits_per_dim"] * 100 * 64
     ideal = vae["compressed_nll_bits_per_dim"] * 100 * 64
-    assert ideal <= vae_bits <= ideal + 8 * 38 + 96
+    assert 0.99 * ideal <= vae_bits <= 1.02 * ideal + 8 * 38 + 64
     assert set(data["lossless_baselines"]) == {"png", "webp", "jpegxl"}
     assert all(m["tiled"] > 0 for m in data["lossless_baselines"].values() if m)
     # The exact NLL in the report is the one `pixelzoo evaluate` gives.

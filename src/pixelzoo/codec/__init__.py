@@ -208,12 +208,8 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     if bitsback.codes_with_bits_back(model):
         return bitsback.encode(model, x, cond, progress=progress, batch=batch or bitsback.BATCH)
     batch = batch or BATCH
-    model.check_images(x)
+    check_request(model, x, batch)
     n = len(x)
-    if n < 1:
-        raise InputError("nothing to compress: no images were given")
-    if not 1 <= batch <= 65535:
-        raise InputError(f"batch must be in 1..65535 (a 16-bit header field), got {batch}")
     if model.cond_kind == "class":
         if cond is None:
             raise InputError(
@@ -253,6 +249,15 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
     words = encoder.get_compressed().astype("<u4").tobytes()
     head = pack_header(MAGIC, model, n, batch, n_threads, kind, len(words), crc(x, cond))
     return Encoded(data=head + words, count=n, dims=model.dims, ideal_bits=ideal)
+
+
+def check_request(model, x: torch.Tensor, batch: int) -> None:
+    """One sentence unless ``x`` are images for ``model`` (at least one) and ``batch`` fits."""
+    model.check_images(x)
+    if len(x) < 1:
+        raise InputError("nothing to compress: no images were given")
+    if not 1 <= batch <= 65535:
+        raise InputError(f"batch must be in 1..65535 (a 16-bit header field), got {batch}")
 
 
 def checked_threads() -> int:

@@ -82,9 +82,11 @@ def _buckets(device) -> tuple[torch.Tensor, torch.Tensor]:
     return edges, centres
 
 
-def _posterior_table(model, x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """q's mass in every bucket: ``[B * latent_dim, K]`` float64 (rows: image-major)."""
+def _posterior_table(model, x: torch.Tensor, edges: torch.Tensor):
+    """q's mass in every bucket ``[B * latent_dim, K]`` float64 (rows: image-major), and
+    the bucket holding q's mean ``[B * latent_dim]``."""
     mu, logvar = model.encode(x)
+    mean_bucket = torch.bucketize(mu.double().reshape(-1), edges[1:-1], right=True)
     mu = mu.double().reshape(-1, 1)
     sigma = torch.exp(0.5 * logvar.double()).reshape(-1, 1)
     t = (edges[None, :] - mu) / sigma  # [B * D, K + 1]
@@ -96,7 +98,7 @@ def _posterior_table(model, x: torch.Tensor, edges: torch.Tensor) -> torch.Tenso
         torch.special.ndtr(-lower) - torch.special.ndtr(-upper),
         torch.special.ndtr(upper) - torch.special.ndtr(lower),
     )
-    return mass.clamp_min(0.0)
+    return mass.clamp_min(0.0), mean_bucket
 
 
 def _decoder_params(model, z: torch.Tensor) -> torch.Tensor:
@@ -163,8 +165,8 @@ def _bits(log_table: torch.Tensor, symbols: np.ndarray) -> float:
 class _Link:
     """What both ends share to code a link: the coder's models and the buckets' centres."""
 
-    def __init__(self, model, edges, centres):
-        self.model, self.edges, self.centres = model, edges, centres
+    def __init__(self, model, centres):
+        self.model, self.centres = model, centres
         self.family = constriction.stream.model.Categorical(perfect=False)
         self.prior = constriction.stream.model.Uniform(2**LATENT_BITS)
         self.flag = constriction.stream.model.Uniform(2)
@@ -186,17 +188,13 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
 
     if cond is not None:
         raise InputError(f"{model.registry_name} is not conditional: give no labels")
-    model.check_images(x)
+    codec.check_request(model, x, batch)
     n = len(x)
-    if n < 1:
-        raise InputError("nothing to compress: no images were given")
-    if not 1 <= batch <= 65535:
-        raise InputError(f"batch must be in 1..65535 (a 16-bit header field), got {batch}")
     threads = codec.checked_threads()
     device = codec.checked_device(model)
     coder = constriction.stream.stack.AnsCoder()
     edges, centres = _buckets(model.device)
-    link = _Link(model, edges, centres)
+    link = _Link(model, centres)
     channels = model.image_shape[0]
     ideal = 0.0
     was_training = model.training
@@ -205,16 +203,14 @@ def encode(model, x: torch.Tensor, cond=None, *, progress: bool = False, batch: 
         with torch.no_grad():
             for k, m in tqdm(links(n, batch), desc="encoding", disable=not progress):
                 part = x[k : k + m].long().to(model.device)
-                q = _posterior_table(model, part, edges)
+                q, mean_bucket = _posterior_table(model, part, edges)
                 q_np = q.cpu().numpy()
                 borrow = _can_borrow(coder, q_np)
                 if borrow:  # 1. borrow: decode z from the stack with q(z | x)
                     buckets = np.asarray(coder.decode(link.family, q_np), dtype=np.int32)
                     ideal -= _log2_probs(q_np, buckets)
                 else:  # too few bits to borrow yet: the bucket of q's mean, paid in full
-                    mu, _ = model.encode(part)
-                    buckets = torch.bucketize(mu.double().reshape(-1), edges[1:-1], right=True)
-                    buckets = buckets.cpu().numpy().astype(np.int32)
+                    buckets = mean_bucket.cpu().numpy().astype(np.int32)
                 params = _decoder_params(model, link.z(buckets, m))
                 # 2. x with p(x | z), pushed last channel first so that the decoder pops R first
                 for c in reversed(range(channels)):
@@ -257,7 +253,7 @@ def decode(model, data: bytes, *, progress: bool = False, source: str = "the fil
         raise codec.CodecError(f"{source} is corrupt: its code cannot be read ({e})") from None
     n, shape, channels = header["count"], header["shape"], header["channels"]
     edges, centres = _buckets(model.device)
-    link = _Link(model, edges, centres)
+    link = _Link(model, centres)
     x = torch.zeros(n, *shape, dtype=torch.long, device=model.device)
     parts = links(n, header["batch"])
     was_training = model.training
@@ -282,7 +278,7 @@ def decode(model, data: bytes, *, progress: bool = False, source: str = "the fil
                         part[:, c] = torch.from_numpy(got).reshape(m, *shape[1:]).to(x.device)
                     # 1. give back the borrowed bits: z with q(z | x)
                     if borrowed:
-                        q_np = _posterior_table(model, part, edges).cpu().numpy()
+                        q_np = _posterior_table(model, part, edges)[0].cpu().numpy()
                         coder.encode_reverse(buckets, link.family, q_np)
                 except (ValueError, RuntimeError, AssertionError) as e:
                     raise codec.CodecError(
@@ -300,14 +296,8 @@ def decode(model, data: bytes, *, progress: bool = False, source: str = "the fil
 
 
 def expected_bits(model, x: torch.Tensor, samples: int = 64, generator=None) -> torch.Tensor:
-    """The negative ELBO in bits per image ``[N]`` (Monte Carlo over ``samples`` draws of z):
+    """The negative ELBO in bits per image ``[N]`` (the mean of ``samples`` one-sample ELBOs):
     the mean length of an image's bits-back code, before discretizing the latents."""
     with torch.no_grad():
-        total = torch.zeros(len(x), dtype=torch.float64)
-        mu, logvar = model.encode(x)
-        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).double()
-        for _ in range(samples):
-            eps = torch.randn(mu.shape, generator=generator).to(mu)
-            z = mu + torch.exp(0.5 * logvar) * eps
-            total -= model.log_likelihood(model.decode(z), x).double()
-        return (total / samples + kl.cpu()) / math.log(2.0)
+        total = sum(model.elbo(x, generator=generator).double() for _ in range(samples))
+        return -total.cpu() / (samples * math.log(2.0))

@@ -163,12 +163,18 @@ class VAE(GenerativeModel):
         return self.likelihood.log_prob(params, x).flatten(1).sum(1)
 
     # ------------------------------------------------------------------ objectives
-    def elbo(self, x: torch.Tensor, cond=None) -> torch.Tensor:
-        """One-sample ELBO per image ``[B]`` (nats), with the KL term in closed form."""
+    def elbo(self, x: torch.Tensor, cond=None, generator: torch.Generator | None = None):
+        """One-sample ELBO per image ``[B]`` (nats), with the KL term in closed form; the
+        latent draw from ``generator`` if given (else the global RNG)."""
         self.check_images(x)
         self.check_cond(cond, len(x))
         mu, logvar = self.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        eps = (
+            torch.randn_like(mu)
+            if generator is None
+            else torch.randn(mu.shape, generator=generator).to(mu)
+        )
+        z = mu + torch.exp(0.5 * logvar) * eps
         kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
         return self.log_likelihood(self.decode(z), x) - kl
 
