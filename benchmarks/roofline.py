@@ -15,8 +15,15 @@ Peaks and steps are interleaved
 (peak, steps, peak) and the peak is the better of the two, so a noisy neighbour
 lowers the utilisation, never raises it.
 
+``--compile`` also times the step as a long run takes it (``compile`` chosen, see
+``pixelzoo.training.compiling``): the same model and batch under ``torch.compile``,
+its first step (the compiling) timed apart, its steps interleaved with the eager
+ones (eager, compiled, eager, ...) so that the speed-up is a ratio measured in one
+run: the median of the per-pair ratios, with their range.
+
     python benchmarks/roofline.py --threads 2
     python benchmarks/roofline.py --only gated_10x128 --steps 3 --amp   # force bf16
+    python benchmarks/roofline.py --threads 2 --compile --steps 3
 """
 
 from __future__ import annotations
@@ -24,13 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pixelzoo import models
-from pixelzoo.training.trainer import choose_amp, fast_bfloat16
+from pixelzoo.training import compiling
+from pixelzoo.training.trainer import Objective, choose_amp, fast_bfloat16
 
 CONFIGS = {
     # name: (model, preset, image shape, levels, batch, micro_batch, overrides)
@@ -55,22 +64,59 @@ def peak_flops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float
     return 2 * n**3 * count / (time.perf_counter() - t0)
 
 
-def make_step(model, x, amp: bool, micro_batch: int | None):
+def make_step(model, x, amp: bool, micro_batch: int | None, compile: bool = False):
+    """One training step as the trainer takes it (the loss wrapped as a module; compiled
+    as ``compile=true`` compiles it); returns the step, which returns its loss."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     chunks = x.split(micro_batch or len(x))
+    objective = Objective(model)
+    if compile:
+        objective = compiling.compiled(objective)
 
     def step():
+        total = 0.0
         for chunk in chunks:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                loss = model.loss(chunk) * (len(chunk) / len(x))
+                loss = objective(chunk) * (len(chunk) / len(x))
             loss.backward()
+            total += float(loss.detach())
         opt.step()
         opt.zero_grad(set_to_none=True)
+        return total
 
     return step
 
 
-def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool) -> dict:
+def timed(step) -> float:
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
+
+
+def measure_compiled(name: str, steps: int, amp: bool, eager_step) -> dict:
+    """The compiled step of the same model and batch: compile seconds, then ``steps``
+    compiled steps interleaved with eager ones; the speed-up is eager / compiled."""
+    model_name, preset, shape, levels, batch, micro, extra = CONFIGS[name]
+    torch.manual_seed(0)
+    model = models.build(model_name, shape, levels, preset, **extra).train()
+    x = torch.randint(0, levels, (batch, *shape))
+    step = make_step(model, x, amp, micro, compile=True)
+    first = timed(step)  # compiles
+    step()  # the first step after compiling may still pay for allocations
+    pairs = [(timed(eager_step), timed(step)) for _ in range(steps)]
+    ratios = [e / c for e, c in pairs]
+    return {
+        "compile_first_step_s": round(first, 1),
+        "eager_step_s": round(statistics.median(e for e, _ in pairs), 4),
+        "compiled_step_s": round(statistics.median(c for _, c in pairs), 4),
+        "speedup": round(statistics.median(ratios), 2),
+        "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "pairs": len(pairs),
+    }
+
+
+def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
+            compile: bool = False) -> dict:  # fmt: skip
     model_name, preset, shape, levels, batch, micro, extra = CONFIGS[name]
     torch.manual_seed(0)
     model = models.build(model_name, shape, levels, preset, **extra).train()
@@ -95,7 +141,7 @@ def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool) ->
     peak32 = max(peaks["fp32"][-2:])
     peak16 = max(peaks["bf16"][-2:]) if native_bf16 else None
     ratio = lambda peak: None if peak is None else round(achieved / peak, 3)  # noqa: E731
-    return {
+    out = {
         "config": name,
         "model": model_name,
         "preset": preset,
@@ -113,6 +159,15 @@ def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool) ->
         "utilisation_bf16": ratio(peak16),
         "utilisation": ratio(peak16 if amp else peak32),
     }
+    if compile:
+        c = measure_compiled(name, steps, amp, step)
+        peak = peak16 if amp else peak32
+        c["compiled_achieved_gflops"] = round(flops / c["compiled_step_s"] / 1e9, 1)
+        c["compiled_utilisation"] = (
+            None if peak is None else round(flops / c["compiled_step_s"] / peak, 3)
+        )
+        out["compiled"] = c
+    return out
 
 
 def main() -> None:
@@ -126,13 +181,20 @@ def main() -> None:
         default=None,
         help="bf16 autocast (default: the trainer's choice for this machine)",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the step under torch.compile, interleaved with the eager one",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     peaks = {"fp32": [], "bf16": []}
     amp, why = choose_amp(args.amp, "cpu")
     native = fast_bfloat16("cpu")
-    results = [measure(n, args.steps, amp, peaks, native) for n in args.only or CONFIGS]
+    results = [
+        measure(n, args.steps, amp, peaks, native, args.compile) for n in args.only or CONFIGS
+    ]
     print(json.dumps({
         "benchmark": "roofline",
         "machine": platform.processor() or platform.machine(),

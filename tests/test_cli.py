@@ -7,6 +7,7 @@ import json
 import pytest
 from PIL import Image
 
+from pixelzoo.training import compiling
 from tests.helpers import cli, losses, pz
 
 
@@ -377,3 +378,5 @@ def test_doctor_says_what_the_machine_gives(tmp_path, monkeypatch):
     text = cli("doctor").stdout
     assert f"torch {torch.__version__}" in text and "bfloat16 on the CPU" in text
     assert ("yes" if info["bf16_cpu"] else "no") in text.splitlines()[2]
+    assert ("yes" if info["compile_cpu"] else "no (") in text.splitlines()[3]
+    assert info["compile_cpu"] == compiling.compiler_available("cpu")[0]

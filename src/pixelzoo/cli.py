@@ -570,9 +570,11 @@ def doctor_report() -> dict:
 
     import pixelzoo
     from pixelzoo.data.download import cache_dir
+    from pixelzoo.training.compiling import compiler_available
     from pixelzoo.training.trainer import fast_bfloat16
 
     cuda = torch.cuda.is_available()
+    compiles, why_not = compiler_available("cpu")
     cache = cache_dir()
     shared = Path(os.environ.get("PIXELZOO_SHARED_DATA", Path.cwd().parent / "shared" / "data"))
     inception = os.environ.get("PIXELZOO_INCEPTION")
@@ -589,6 +591,8 @@ def doctor_report() -> dict:
         "bf16_cuda": bool(cuda and torch.cuda.is_bf16_supported()),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "compile_cpu": compiles,
+        "compile_cpu_missing": why_not or None,
         "data_cache": str(cache),
         "cached_datasets": sorted(p.name for p in cache.iterdir() if p.is_dir())
         if cache.is_dir()
@@ -620,6 +624,12 @@ def cmd_doctor(args) -> int:
         f"CPU: {info['cpu']} ({info['cpu_capability']}), {info['cpu_count']} cores, torch uses "
         f"{info['threads']} threads",
         f"bfloat16 on the CPU (--set amp=true doubles PixelCNN's throughput): {yes(info['bf16_cpu'])}",
+        "torch.compile of long training runs on the CPU: "
+        + (
+            "yes (a C++ compiler is on PATH)"
+            if info["compile_cpu"]
+            else f"no ({info['compile_cpu_missing']})"
+        ),
         "CUDA: "
         + (
             ", ".join(info["cuda"]) + f"; bfloat16 {yes(info['bf16_cuda'])}"

@@ -28,6 +28,8 @@ from pixelzoo.training.trainer import Trainer
 class AdversarialTrainer(Trainer):
     """Train a :class:`~pixelzoo.models.adversarial.AdversarialModel` (see the module docstring)."""
 
+    compiles = False  # its generator and discriminator steps are its own: eager
+
     def __init__(self, *args, **kwargs):
         self._phase = None
         super().__init__(*args, **kwargs)

@@ -77,6 +77,12 @@ class TrainConfig:
             where it would be emulated (an AVX2-only CPU: 100x slower than float32).
             What was chosen is written to ``config.json`` ("chosen") and to the
             metrics (a "setup" record at every start).
+        compile: ``torch.compile`` the training step (its loss's forward and backward;
+            see :mod:`pixelzoo.training.compiling`). None (the default): decided after
+            the first timed steps, on when at least 20 minutes of eager steps are left
+            and a compiler is available (PixelCNN h=96 trains 2.2x faster compiled on a
+            2-core AMX CPU, after 14 s of compiling); a resumed run keeps the
+            decision. What was chosen is written to ``config.json`` ("chosen").
         ema: Polyak averaging (PixelCNN++ §3 uses 0.9995): keep an exponential moving
             average of the weights, avg = d avg + (1 - d) w after every step t,
             starting from the initial weights, with d = min(ema, (1 + t) / (10 + t))
@@ -120,6 +126,7 @@ class TrainConfig:
     samples: int = setting(16, low=0, high=1024)
     device: str = "auto"
     amp: bool | None = None
+    compile: bool | None = None
     ema: float | None = setting(None, low=0, below=1)
     cond: str | None = setting(None, choices=("class",))
     logger: str = setting("tensorboard", choices=("tensorboard", "wandb"))
@@ -129,7 +136,7 @@ class TrainConfig:
     RESUMABLE: typing.ClassVar[tuple[str, ...]] = (
         "steps", "epochs", "minutes", "lr", "lr_schedule", "lr_decay", "warmup_steps",
         "grad_clip", "micro_batch", "eval_batch_size", "log_every", "valid_every",
-        "ckpt_every", "samples", "device", "amp", "data_dir", "logger",
+        "ckpt_every", "samples", "device", "amp", "compile", "data_dir", "logger",
     )  # fmt: skip
 
     def validate(self) -> TrainConfig:

@@ -26,6 +26,11 @@ stop when the wall time plus what the end costs (the last validation, sample gri
 and checkpoint) reaches it. Validation is held to ``valid_share`` of the time by a
 fixed subset sized after the first steps and by skipping a validation between
 epochs that would overrun it (see :mod:`.budget`).
+
+Compiling: the step's forward and backward run under ``torch.compile`` when the run is
+long enough to repay the compiler (``compile``, decided at step 6 and kept in the
+checkpoints, so a resumed run compiles exactly where the uninterrupted one did; see
+:mod:`.compiling`).
 """
 
 from __future__ import annotations
@@ -49,13 +54,13 @@ from pixelzoo.evaluation.nll import bits_per_dim, nll_sum
 from pixelzoo.runs import Checkpoints, MetricsLog, Run
 from pixelzoo.runs.checkpoint import load_weights, optimizer_from_flat, optimizer_to_flat
 from pixelzoo.runs.metrics import require_wandb
-from pixelzoo.training import budget, distributed
+from pixelzoo.training import budget, compiling, distributed
 from pixelzoo.training.config import TrainConfig
 from pixelzoo.utils.interrupts import import_held
 from pixelzoo.utils.io import atomic_write_json
 
 
-class _Objective(nn.Module):
+class Objective(nn.Module):
     """Wraps ``model.loss`` as ``forward`` so DistributedDataParallel syncs its gradients."""
 
     def __init__(self, model: nn.Module):
@@ -139,6 +144,8 @@ class Trainer:
 
     # The validation figure that picks the best checkpoint (lower is better).
     best_key = "nats"
+    # Whether ``compile`` applies: the step is ``_forward_backward`` on the objective.
+    compiles = True
 
     def __init__(
         self,
@@ -195,10 +202,18 @@ class Trainer:
             )
 
         self.model = model.to(self.device)
-        self.objective: nn.Module = _Objective(self.model)
+        self.objective: nn.Module = Objective(self.model)
         if self.dist.enabled:
             ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
             self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
+        self.eager_objective = self.objective
+        # torch.compile of the step (see .compiling): None until the first steps decide.
+        self.compile_on, compile_reason = (
+            compiling.choose_compile(cfg.compile, self.device, None, self.dist.enabled)
+            if self.compiles
+            else (False, "this trainer's steps run eagerly")
+        )
+        self.chosen.update(compile=self.compile_on, compile_reason=compile_reason)
         self.optimizers = self.make_optimizers()
         # Polyak averaging: a frozen copy whose weights follow the trained ones.
         self.ema: nn.Module | None = None
@@ -225,6 +240,8 @@ class Trainer:
             self._restore()
         else:
             self._write_record(record)
+        if self.compile_on:
+            self.objective = compiling.compiled(self.eager_objective)
         wandb = None
         if cfg.logger == "wandb":
             config = Run(self.run_dir).config
@@ -298,6 +315,11 @@ class Trainer:
             self.seconds.update(meta.get("seconds", {}))
             self.seconds["training"] = float(meta["elapsed"])
             self.last_cost.update(meta.get("last_cost", {}))
+            decided = meta.get("compile")
+            if self.cfg.compile is None and self.compiles and decided is not None:
+                self.compile_on = bool(decided)  # what the steps since the decision ran
+                self.chosen.update(compile=self.compile_on,
+                                   compile_reason=f"kept: {meta.get('compile_reason')}")  # fmt: skip
             best = meta.get("best_valid", meta.get("best_valid_nats"))
             self.best = math.inf if best is None else float(best)
             self.window = meta["window"]
@@ -333,6 +355,8 @@ class Trainer:
                 "elapsed": self.elapsed,
                 "seconds": {**self.seconds, "wall": self.wall},
                 "last_cost": self.last_cost,
+                "compile": self.compile_on,
+                "compile_reason": self.chosen["compile_reason"],
                 "window": self.window,
                 "optimizers": opt_meta,
                 "model": self.model_spec(),
@@ -422,10 +446,48 @@ class Trainer:
                 sync = self.objective.no_sync()
             with sync:
                 with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = self.objective(chunk) * (min(size, n - start) / n)
+                    loss = self._objective(chunk) * (min(size, n - start) / n)
                 loss.backward()
             total += loss.detach().float()
         return total
+
+    def _objective(self, chunk) -> torch.Tensor:
+        """The objective's loss of ``chunk``; if Inductor cannot build the compiled step,
+        the run says why in one sentence and goes on eagerly."""
+        try:
+            return self.objective(chunk)
+        except Exception as e:
+            if not (self.compile_on and compiling.is_compile_failure(e)):
+                raise
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self.set_compile(False, f"compiling failed at step {self.step} ({why}); eager")
+            if self.dist.is_main:
+                warnings.warn(f"torch.compile could not build the training step ({why}); "
+                              "training goes on eagerly", stacklevel=2)  # fmt: skip
+            return self.objective(chunk)
+
+    def set_compile(self, on: bool, why: str) -> None:
+        """Compile the step from now on (or not), and say so: a "compile" metrics record
+        and config.json's "chosen" (the checkpoints keep it for a resumed run)."""
+        self.compile_on = on
+        self.objective = compiling.compiled(self.eager_objective) if on else self.eager_objective
+        self.chosen.update(compile=on, compile_reason=why)
+        self.log.write({"split": "compile", "step": self.step, "compile": on, "reason": why})
+        if self.dist.is_main:
+            config = dict(Run(self.run_dir).config)
+            config["chosen"] = {**config.get("chosen", {}), "compile": on, "compile_reason": why}
+            atomic_write_json(self.run_dir / "config.json", config)
+            if on:
+                tqdm.write(f"compile: compiling the training step ({why}); the next step "
+                           "waits for the compiler", file=sys.stderr)  # fmt: skip
+
+    def decide_compile(self, seconds_left: float) -> None:
+        """The automatic choice, once the first steps are timed (every process agrees)."""
+        if self.compile_on is not None:
+            return
+        seconds_left = distributed.all_max(seconds_left, self.dist, self.device)
+        self.set_compile(*compiling.choose_compile(self.cfg.compile, self.device, seconds_left,
+                                                   self.dist.enabled))  # fmt: skip
 
     def train_step(self) -> dict[str, float]:
         """One training step (every optimizer steps once); returns the scalars to log."""
@@ -720,6 +782,9 @@ class Trainer:
                     said = self.plan_validation(sum(seconds) / len(seconds))
                     self.say_budget(seconds, said)
                     done = self.finished
+                if self.compile_on is None and self.step > budget.STEPS and not done:
+                    # at one global step, so that a run resumed before it decides alike
+                    self.decide_compile(self.step_seconds_left(measured[1:] or measured))
                 w = self.window
                 for k, v in scalars.items():
                     w["sums"][k] = w["sums"].get(k, 0.0) + v
@@ -752,22 +817,34 @@ class Trainer:
         cfg = self.cfg
         left = None if self.total_steps is None else self.total_steps - self.step
         ips = cfg.batch_size * len(seconds) / max(sum(seconds), 1e-9)
-        train_seconds = None
-        if cfg.minutes is not None:  # what is left once the validations are set aside
-            validations = self.expected_validations * (self.valid_estimate or 0.0)
-            train_seconds = max(0.0, 60 * cfg.minutes - self.wall - validations)
         said = budget.budget_line(
             cfg,
             self.model,
             len(self.train_set),
             ips,
-            train_seconds,
+            self.budget_seconds_left(),
             left,
             validation,
             "bf16 autocast" if self.amp else "float32",
         )
         tqdm.write(said.line, file=sys.stderr)
         self.log.write(said.record(self.step))
+
+    def budget_seconds_left(self) -> float | None:
+        """The training-step seconds a ``minutes`` budget leaves once the expected
+        validations are set aside (None: no time budget)."""
+        if self.cfg.minutes is None:
+            return None
+        validations = self.expected_validations * (self.valid_estimate or 0.0)
+        return max(0.0, 60 * self.cfg.minutes - self.wall - validations)
+
+    def step_seconds_left(self, seconds: list[float]) -> float:
+        """The seconds of training steps still to run at the pace of ``seconds``."""
+        left = math.inf
+        if self.total_steps is not None:
+            left = (self.total_steps - self.step) * sum(seconds) / len(seconds)
+        budget_left = self.budget_seconds_left()
+        return left if budget_left is None else min(left, budget_left)
 
     def _log_window(self) -> None:
         w = self.window
