@@ -8,8 +8,10 @@ import json
 import pytest
 import torch
 
+from pixelzoo import models
 from pixelzoo.runs import read_metrics
 from pixelzoo.training import TrainConfig, compiling, load_model, train
+from pixelzoo.training.trainer import Objective
 from tests.helpers import losses, small_cfg
 
 
@@ -97,3 +99,17 @@ def test_a_compiler_that_cannot_build_the_step_leaves_the_run_eager(tmp_path, mo
     chosen = json.loads((tmp_path / "failed" / "config.json").read_text())["chosen"]
     assert chosen["compile"] is False
     assert chosen["compile_reason"].startswith("compiling failed at step 0 (")
+
+
+@pytest.mark.parametrize(
+    "name", ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm", "vae"]
+)
+def test_every_likelihood_family_traces_into_one_graph_after_its_input_check(name):
+    # Dynamo alone (no kernels built): a graph break inside the loss would split the
+    # compiled step and print a warning to the user. The input check, which reads
+    # values, runs eagerly by design, ahead of the one graph.
+    model = models.build(name, (3, 8, 8), 256, "tiny").train()
+    x = torch.randint(0, 256, (4, 3, 8, 8))
+    explained = torch._dynamo.explain(Objective(model))(x)
+    assert explained.break_reasons == []
+    assert explained.graph_count <= 2  # what the check leaves before it, and the loss

@@ -117,6 +117,9 @@ class GenerativeModel(nn.Module):
 
         return save_pretrained(self, out, record=record, card=card)
 
+    # The checks read values (a min and a max), which a compiled graph cannot hold: under
+    # torch.compile (a long training run) they run eagerly, ahead of the compiled loss.
+    @torch.compiler.disable
     def check_images(self, x) -> None:
         """Raise :class:`InputError` unless ``x`` is a valid batch of images for this model."""
         name = self.registry_name
@@ -138,6 +141,7 @@ class GenerativeModel(nn.Module):
                 f"{int(x.min())}..{int(x.max())}"
             )
 
+    @torch.compiler.disable
     def check_cond(self, cond, batch: int) -> None:
         """Raise :class:`InputError` unless ``cond`` fits this model and a batch of ``batch``."""
         name, kind = self.registry_name, self.cond_kind
