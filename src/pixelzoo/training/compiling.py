@@ -58,8 +58,9 @@ def choose_compile(setting: bool | None, device: str, seconds_left: float | None
 
     ``setting``: the run's ``compile``; ``seconds_left``: the eager training seconds the
     run still has to go (None: not measured yet, so an automatic choice waits);
-    ``distributed``: under torchrun, where the automatic choice stays eager (a compiled
-    step inside DDP is not measured or tested here; ``compile=true`` still asks for it).
+    ``distributed``: under torchrun, where the automatic choice stays eager: two processes
+    of a compiled step equal one process (a slow test), but its speed under DDP is not
+    measured here; ``compile=true`` asks for it.
     """
     if setting is not None:
         return setting, "set"
