@@ -190,7 +190,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     peaks = {"fp32": [], "bf16": []}
-    amp, why = choose_amp(args.amp, "cpu")
+    dtype, why = choose_amp(args.amp, "cpu")
+    amp = dtype is not None  # bfloat16 on a CPU
     native = fast_bfloat16("cpu")
     results = [
         measure(n, args.steps, amp, peaks, native, args.compile) for n in args.only or CONFIGS

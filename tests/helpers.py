@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -53,6 +55,20 @@ def pz(*args, check: bool = True, **kw) -> subprocess.CompletedProcess:
     if check:
         assert out.returncode == 0, out.stderr[-3000:]
     return out
+
+
+def torchrun(*args, processes: int = 2) -> subprocess.CompletedProcess:
+    """``pixelzoo ARGS`` under torchrun: ``processes`` gloo processes of one thread each."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    return subprocess.run(
+        [*launcher, f"--master_port={port}", "-m", "pixelzoo", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def cond_for(model, n: int, seed: int = 0, value=None):

@@ -16,6 +16,7 @@ from pixelzoo.nn.progressive import EqualizedConv2d, EqualizedLinear, MinibatchS
 from pixelzoo.nn.sizes import resolution_ladder
 from pixelzoo.runs import read_metrics
 from pixelzoo.training import TrainConfig, load_model, train
+from tests.helpers import pz, torchrun
 
 GANS = [n for n in models.names() if issubclass(models.get(n).cls, AdversarialModel)]
 
@@ -249,6 +250,39 @@ def test_pggan_checkpoint_holds_every_state(tmp_path):
     assert any(not torch.equal(weights[k], raw[k]) for k in g)
     d = [k for k in weights if k.startswith("discriminator.")]
     assert all(torch.equal(weights[k], raw[k]) for k in d)
+
+
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        # WGAN-GP (the penalty's double backward) and minibatch std over groups of 4,
+        # through the growth 4 -> 8 and its fade-in (steps 8-15), fresh Adam per phase
+        ("pggan", ["--preset", "tiny"]),
+        # the nonsaturating loss; batch norm off, whose statistics are per process on CPUs
+        ("dcgan", ["--preset", "digits", "--set", "batch_norm=false"]),
+    ],
+)
+def test_gan_ddp_two_processes_equal_one_process(tmp_path, name, settings):
+    """torchrun with 2 gloo processes, global batch 16 == 1 process with batch 16."""
+    common = ["train", "--model", name, *settings, "--data", "digits", "--steps", "18"]
+    common += ["--batch-size", "16", "--device", "cpu", "--no-progress"]
+    common += ["--set", "amp=false", "--set", "log_every=1", "--set", "samples=0"]
+    pz(*common, "--out", tmp_path / "one")
+    out = torchrun(*common, "--out", tmp_path / "two")
+    assert out.returncode == 0, out.stderr[-3000:]
+    one, two = records(tmp_path / "one"), records(tmp_path / "two")
+    assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 19))
+    keys = {"d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "d_real", "d_fake"}
+    if name == "pggan":
+        keys.add("gradient_penalty")
+        assert one[-1]["phase"] == two[-1]["phase"] == "stable-8x8"
+    for a, b in zip(one, two, strict=True):
+        for key in keys:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["step"], key)
+    wa, wb = load_model(tmp_path / "one").state_dict(), load_model(tmp_path / "two").state_dict()
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4, msg=k)
 
 
 def _pixel_stats(x, levels):

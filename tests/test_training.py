@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ from pixelzoo.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelzoo.evaluation import evaluate_nll
 from pixelzoo.runs import read_metrics
 from pixelzoo.training import TrainConfig, budget, load_model, plan, train
-from tests.helpers import SMALL, SMALL_CLI, losses, small_cfg
+from tests.helpers import SMALL, SMALL_CLI, losses, pz, small_cfg, torchrun
 
 cfg = small_cfg
 
@@ -171,12 +169,6 @@ def test_bad_training_settings(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_two_processes_equal_one_process(tmp_path):
     """torchrun with 2 gloo processes and global batch 32 == 1 process with batch 32.
 
@@ -194,31 +186,9 @@ def test_ddp_compiled_steps_equal_one_process(tmp_path):
 def _ddp_equals_one_process(tmp_path, extra: list[str]) -> None:
     common = ["train", "--steps", "8", "--batch-size", "32", "--device", "cpu", *SMALL_CLI]
     common += ["--set", "amp=false", *extra]  # float32: under bf16 batch shapes round differently
-    subprocess.run(
-        [sys.executable, "-m", "pixelzoo", *common, "--out", str(tmp_path / "one")],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            f"--master_port={_free_port()}",
-            "-m",
-            "pixelzoo",
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-            "--set",
-            "micro_batch=8",  # 2 chunks per process: DDP syncs on the last one only
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    pz(*common, "--out", tmp_path / "one")
+    # micro_batch=8: 2 chunks per process, and DDP syncs on the last one only
+    out = torchrun(*common, "--out", tmp_path / "two", "--set", "micro_batch=8")
     assert out.returncode == 0, out.stderr[-3000:]
     cfg_two = json.loads((tmp_path / "two" / "config.json").read_text())
     assert cfg_two["world_size"] == 2 and cfg_two["distributed_backend"] == "gloo"
@@ -516,3 +486,51 @@ def test_amp_defaults_to_native_bfloat16_and_the_choice_is_recorded(tmp_path, mo
     enabled.clear()
     train(cfg(steps=1, amp=False), tmp_path / "off", progress=False)
     assert set(enabled) == {False}
+
+
+def test_float16_with_a_gradient_scaler_where_a_gpu_lacks_bfloat16(tmp_path, monkeypatch):
+    """A GPU without bf16 (a V100, a T4) trains in float16 with a loss scale by default;
+    overflowing steps are skipped with the scale halved, and the scale resumes exactly.
+    (float16 autocast runs on the CPU too, which is where this is tested.)"""
+    import functools
+
+    import pixelzoo.training.trainer as trainer_mod
+    from pixelzoo.training.trainer import choose_amp
+
+    monkeypatch.setattr(trainer_mod, "resolve_device", lambda device, rank=0: device)
+    for bf16, expected in ((False, torch.float16), (True, torch.bfloat16)):
+        monkeypatch.setattr(trainer_mod, "fast_bfloat16", lambda device, b=bf16: b)
+        dtype, why = choose_amp(None, "cuda")
+        assert dtype == expected and why.startswith("default")
+        assert ("gradient scaler" in why) == (not bf16)
+    assert choose_amp(None, "cpu", "float16") == (torch.float16, "set")  # naming it asks
+    assert choose_amp(False, "cuda", "float16") == (None, "set")
+    monkeypatch.setattr(trainer_mod, "fast_bfloat16", lambda device: False)
+    assert choose_amp(None, "cpu")[0] is None  # a CPU without bf16: float32, not float16
+    monkeypatch.undo()
+
+    # An initial scale of 2^22 overflows float16's gradients (largest 65504): the first
+    # steps are skipped, halving the scale each time, until the gradients fit.
+    big = functools.partial(torch.amp.GradScaler, init_scale=2.0**22)
+    monkeypatch.setattr(trainer_mod.torch.amp, "GradScaler", big)
+    half = dict(amp_dtype="float16", ckpt_every=1)
+    with pytest.warns(UserWarning, match="no native float16"):
+        train(cfg(steps=14, **half), tmp_path / "full", progress=False)
+    chosen = json.loads((tmp_path / "full" / "config.json").read_text())["chosen"]
+    assert chosen["amp"] is True and chosen["amp_dtype"] == "float16"
+    log = [r for r in read_metrics(tmp_path / "full") if r["split"] == "train"]
+    scales = [r["loss_scale"] for r in log]
+    skipped = [r["step"] for r in log if "grad_norm" not in r]
+    assert skipped and skipped == list(range(1, len(skipped) + 1)) and len(skipped) < 14
+    assert scales[: len(skipped) + 1] == [2.0**22 / 2**k for k in range(len(skipped) + 1)]
+    assert all(math.isfinite(r["loss"]) for r in log)
+    assert log[-1]["loss"] < log[len(skipped)]["loss"]  # it learns once steps are taken
+    # Resumed after the skipped steps: the same scale, losses and weights.
+    with pytest.warns(UserWarning, match="no native float16"):
+        train(cfg(steps=len(skipped) + 2, **half), tmp_path / "split", progress=False)
+        train(TrainConfig(steps=14), tmp_path / "split", resume=True, progress=False)
+    assert losses(tmp_path / "split") == losses(tmp_path / "full")
+    again = [r["loss_scale"] for r in read_metrics(tmp_path / "split") if r["split"] == "train"]
+    assert again == scales
+    for k, v in weights(tmp_path / "full").items():
+        assert torch.equal(v, weights(tmp_path / "split")[k]), k

@@ -20,6 +20,12 @@ Losses (chosen by the model's ``loss`` setting):
   minimises ``D(G(z)) - D(x) + lambda / gamma^2 (|grad D(x_hat)| - gamma)^2 +
   eps_drift D(x)^2`` at random interpolates ``x_hat``; G minimises ``-D(G(z))``.
 
+Under torchrun every process holds a share of each global batch (``share``: its
+rank and the number of processes, set by the trainer). The random numbers of a
+step are drawn for the whole global batch by every process, from the same
+generator, and each keeps its rows (images ``rank::world``, as the trainer's batch
+slices): N processes then draw exactly one process's latents and interpolates.
+
 GANs have no likelihood: :meth:`AdversarialModel.log_prob` raises and says so.
 """
 
@@ -48,6 +54,7 @@ class AdversarialModel(GenerativeModel):
 
     nats_kind = None
     latent_dim: int
+    share: tuple[int, int] = (0, 1)  # (rank, processes) of this process under torchrun
 
     def __init__(self, image_shape, levels, config):
         super().__init__(image_shape, levels, config)
@@ -77,6 +84,12 @@ class AdversarialModel(GenerativeModel):
         """``n`` latent vectors z ~ N(0, I), drawn from ``generator`` (or the global RNG)."""
         z = torch.randn(n, self.latent_dim, generator=generator)
         return z.to(self.device)
+
+    def shared(self, draw, n: int) -> torch.Tensor:
+        """This process's ``n`` rows of ``draw(n * processes)``: the global batch's random
+        numbers, of which every process keeps its own (see the module docstring)."""
+        rank, world = self.share
+        return draw(n * world)[rank::world]
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """G(z): ``[n, C, H, W]`` floats in [-1, 1] (``tanh``) or probabilities (``bernoulli``)."""
@@ -126,7 +139,7 @@ class AdversarialModel(GenerativeModel):
         """
         real = self.real_to_critic(x)
         with torch.no_grad():
-            fake = self.to_critic(self.generate(self.latent(len(x))))
+            fake = self.to_critic(self.generate(self.shared(self.latent, len(x))))
         d_real, d_fake = self.discriminate(real), self.discriminate(fake)
         stats = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
         if self.config.loss == "nonsaturating":
@@ -140,7 +153,7 @@ class AdversarialModel(GenerativeModel):
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """``lambda / gamma^2 (|grad_x D(x_hat)| - gamma)^2`` per image, x_hat between real and fake."""
-        eps = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)
+        eps = self.shared(lambda m: torch.rand(m, 1, 1, 1), len(real)).to(real)
         mixed = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(self.discriminate(mixed).sum(), mixed, create_graph=True)
         norm = grad.float().flatten(1).norm(dim=1)
@@ -149,7 +162,7 @@ class AdversarialModel(GenerativeModel):
 
     def generator_loss(self, n: int) -> tuple[torch.Tensor, dict]:
         """The generator's loss on ``n`` fresh fakes (the discriminator is not updated by it)."""
-        d_fake = self.discriminate(self.to_critic(self.generate(self.latent(n))))
+        d_fake = self.discriminate(self.to_critic(self.generate(self.shared(self.latent, n))))
         if self.config.loss == "nonsaturating":
             return F.softplus(-d_fake).mean(), {}
         return -d_fake.float().mean(), {}

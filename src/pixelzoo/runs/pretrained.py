@@ -155,9 +155,10 @@ def model_card(run: Run, model, pretrained: dict) -> str:
     if data == "folder" and run.data_dir:  # an image folder is known by its name
         data = f"{Path(run.data_dir).name} (an image folder)"
     chosen = run.config.get("chosen") or {}
+    autocast = "float16" if chosen.get("amp_dtype") == "float16" else "bf16"
     machine = (
         f"- Trained on: {chosen['device']}, {chosen['threads']} threads, "
-        f"{'bf16 autocast' if chosen.get('amp') else 'float32'}"
+        f"{f'{autocast} autocast' if chosen.get('amp') else 'float32'}"
         if chosen.get("device")
         else None
     )

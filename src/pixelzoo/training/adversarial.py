@@ -15,13 +15,29 @@ after every step and on resume, so its resolution and fade-in alpha are function
 of the step and a resumed run continues exactly where it stopped, mid-fade-in
 included. Logged per window: both losses, both gradient norms, the mean scores of
 real and fake images (and the gradient penalty for WGAN-GP).
+
+Under torchrun each process takes every world-th image of the global batch and the
+matching rows of the step's latents (:meth:`~pixelzoo.models.adversarial.
+AdversarialModel.shared`), and each network's gradients are averaged over the
+processes after its backward (:func:`~pixelzoo.training.distributed.average_gradients`,
+one ``all_reduce``) rather than by DistributedDataParallel: DDP's reducer expects one
+backward over the wrapped module per forward, where a GAN step runs two (each with the
+other network frozen or unused), and it reduces wrong gradients when the loss holds a
+``torch.autograd.grad`` term, as WGAN-GP's penalty does (pytorch/pytorch#47562). N processes then take one process's steps
+(tested with gloo), up to statistics taken within a process's share of the batch:
+batch norm (DCGAN) on the CPU, where PyTorch's SyncBatchNorm does not run (on GPUs it
+replaces every BatchNorm), and the Progressive GAN's minibatch standard deviation when
+the processes do not divide the global batch over the group size.
 """
 
 from __future__ import annotations
 
-import torch
+import warnings
+
+from torch import nn
 
 from pixelzoo.errors import ConfigError
+from pixelzoo.training import distributed
 from pixelzoo.training.trainer import Trainer
 
 
@@ -36,12 +52,27 @@ class AdversarialTrainer(Trainer):
         self.on_step_change()  # a fresh run starts at the schedule's step 0
 
     def check_supported(self) -> None:
-        if self.dist.enabled:
-            raise ConfigError(
-                "adversarial models train in a single process for now; run without torchrun"
-            )
         if self.cfg.micro_batch:
             raise ConfigError("micro_batch applies to likelihood models; GANs take whole batches")
+
+    def distribute(self, objective: nn.Module) -> nn.Module:
+        """Under torchrun: no DDP wrapper (see the module docstring); the model learns its
+        share of each batch, and batch norm is synchronised where PyTorch can."""
+        model = self.model
+        model.share = (self.dist.rank, self.dist.world_size)
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if has_bn and self.device.startswith("cuda"):
+            model.generator = nn.SyncBatchNorm.convert_sync_batchnorm(model.generator)
+            model.discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(model.discriminator)
+        elif has_bn and self.dist.is_main:
+            warnings.warn(
+                f"{model.registry_name} has batch norm, whose statistics are each process's "
+                f"on the CPU (PyTorch's SyncBatchNorm needs GPUs): {self.dist.world_size} "
+                "processes train close to, not exactly as, one process (batch_norm=false "
+                "makes them equal)",
+                stacklevel=2,
+            )
+        return objective
 
     def make_optimizers(self):
         return {
@@ -49,26 +80,24 @@ class AdversarialTrainer(Trainer):
             "discriminator": self._adam(self.model.discriminator.parameters()),
         }
 
-    def _autocast(self):
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp)
-
     def update(self, batch) -> dict[str, float]:
         model = self.model
         x = batch[0] if isinstance(batch, tuple) else batch
-        with self._autocast():
+        with self.autocast():
             d_loss, d_stats = model.discriminator_loss(x)
-        d_loss.backward()
+        self.scaler.scale(d_loss).backward()
+        distributed.average_gradients(model.discriminator.parameters(), self.dist)
         d_loss_v, d_norm = self.apply_gradients(
             self.optimizers["discriminator"], d_loss, "discriminator loss"
         )
         model.discriminator.requires_grad_(False)
         try:
-            with self._autocast():
+            with self.autocast():
                 g_loss, g_stats = model.generator_loss(len(x))
-            g_loss.backward()
+            self.scaler.scale(g_loss).backward()
         finally:
             model.discriminator.requires_grad_(True)
+        distributed.average_gradients(model.generator.parameters(), self.dist)
         g_loss_v, g_norm = self.apply_gradients(
             self.optimizers["generator"], g_loss, "generator loss"
         )
@@ -78,7 +107,8 @@ class AdversarialTrainer(Trainer):
             "d_grad_norm": d_norm,
             "g_grad_norm": g_norm,
         }
-        scalars.update({k: float(v) for k, v in {**d_stats, **g_stats}.items()})
+        stats = {k: float(v) for k, v in {**d_stats, **g_stats}.items()}
+        scalars.update(distributed.all_mean(stats, self.dist, self.device))
         return scalars
 
     def on_step_change(self) -> None:

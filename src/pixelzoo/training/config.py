@@ -71,12 +71,19 @@ class TrainConfig:
         ckpt_every: steps between checkpoints (and one at every validation).
         samples: images in the sample grid written after every validation (0: none).
         device: "auto", "cpu", "cuda", "cuda:1"...
-        amp: bfloat16 autocast for training steps; evaluation stays float32. None
-            (the default): on where the device computes bf16 natively (CUDA, or a CPU
-            with AVX512-BF16 or AMX, where it doubles PixelCNN's throughput), off
-            where it would be emulated (an AVX2-only CPU: 100x slower than float32).
+        amp: autocast for training steps (bfloat16; see ``amp_dtype``); evaluation
+            stays float32. None (the default): on where the device computes bf16
+            natively (a GPU from Ampere on, or a CPU with AVX512-BF16 or AMX, where it
+            doubles PixelCNN's throughput), float16 on older GPUs, off where bf16
+            would be emulated (an AVX2-only CPU: 100x slower than float32).
             What was chosen is written to ``config.json`` ("chosen") and to the
             metrics (a "setup" record at every start).
+        amp_dtype: the autocast type, "bfloat16" or "float16" (naming one turns
+            ``amp`` on). None: bfloat16, except on a GPU without it (a V100, a T4),
+            where the default is float16 with a gradient scaler: the loss is scaled
+            before backward, the gradients unscaled before clipping, and a step whose
+            gradients overflow is skipped with the scale halved (its state is in
+            every checkpoint, so a resumed run scales alike).
         compile: ``torch.compile`` the training step (its loss's forward and backward;
             see :mod:`pixelzoo.training.compiling`). None (the default): decided after
             the first timed steps, on when at least 20 minutes of eager steps are left
@@ -126,6 +133,7 @@ class TrainConfig:
     samples: int = setting(16, low=0, high=1024)
     device: str = "auto"
     amp: bool | None = None
+    amp_dtype: str | None = setting(None, choices=("bfloat16", "float16"))
     compile: bool | None = None
     ema: float | None = setting(None, low=0, below=1)
     cond: str | None = setting(None, choices=("class",))
@@ -136,7 +144,7 @@ class TrainConfig:
     RESUMABLE: typing.ClassVar[tuple[str, ...]] = (
         "steps", "epochs", "minutes", "lr", "lr_schedule", "lr_decay", "warmup_steps",
         "grad_clip", "micro_batch", "eval_batch_size", "log_every", "valid_every",
-        "ckpt_every", "samples", "device", "amp", "compile", "data_dir", "logger",
+        "ckpt_every", "samples", "device", "amp", "amp_dtype", "compile", "data_dir", "logger",
     )  # fmt: skip
 
     def validate(self) -> TrainConfig:

@@ -72,6 +72,31 @@ def _all_reduce(value: float, d: Dist, device, op) -> float:
     return float(t)
 
 
+def average_gradients(params, d: Dist) -> None:
+    """Replace the gradients of ``params`` by their mean over the processes, as DDP's
+    reducer does, in one ``all_reduce`` of a flat buffer (parameters without a gradient
+    are skipped: every process has the same ones)."""
+    if not d.enabled:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= d.world_size
+    for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        g.copy_(part.view_as(g))
+
+
+def all_mean(values: dict[str, float], d: Dist, device) -> dict[str, float]:
+    """Each of ``values`` averaged over the processes (one ``all_reduce``)."""
+    if not d.enabled or not values:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(values, (t / d.world_size).tolist(), strict=True))
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

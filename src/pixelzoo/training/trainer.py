@@ -100,22 +100,44 @@ def resolve_device(device: str, local_rank: int = 0) -> str:
 
 
 def fast_bfloat16(device: str) -> bool:
-    """Whether bfloat16 autocast speeds up training on ``device``: CUDA, or a CPU with
-    native bf16 arithmetic (AVX512-BF16 or AMX). Elsewhere oneDNN emulates it: measured
-    on an AVX2-only AMD EPYC, a 1024x1024 bf16 matmul ran at 0.68 GFLOP/s against fp32's 63."""
-    if torch.device(resolve_device(device)).type == "cuda":
-        return True
+    """Whether bfloat16 autocast speeds up training on ``device``: a GPU with bf16
+    arithmetic (NVIDIA Ampere and later), or a CPU with native bf16 (AVX512-BF16 or AMX).
+    Elsewhere it is emulated: measured on an AVX2-only AMD EPYC, a 1024x1024 bf16 matmul
+    ran at 0.68 GFLOP/s against fp32's 63."""
+    dev = torch.device(resolve_device(device))
+    if dev.type == "cuda":
+        with torch.cuda.device(dev):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def choose_amp(amp: bool | None, device: str) -> tuple[bool, str]:
-    """Whether to train under bfloat16 autocast, and why: ``amp`` if it is set, else
-    on exactly where bf16 is native (:func:`fast_bfloat16`)."""
+def choose_amp(
+    amp: bool | None, device: str, dtype: str | None = None
+) -> tuple[torch.dtype | None, str]:
+    """The autocast type of the training steps (None: float32), and why.
+
+    ``amp`` and ``dtype`` are the run's settings. The type is ``dtype`` if it is set,
+    else bfloat16 where the device has it, else (a GPU without bf16, as a V100 or a
+    T4) float16, whose gradients a scaler keeps from underflowing. Autocast is on if
+    ``amp`` says so (or ``dtype`` names a type); by default on exactly where it is
+    native (:func:`fast_bfloat16`), or float16 on such a GPU.
+    """
+    cuda = torch.device(resolve_device(device)).type == "cuda"
+    bf16 = fast_bfloat16(device)
+    if dtype is not None:
+        half = getattr(torch, dtype)
+    else:
+        half = torch.float16 if cuda and not bf16 else torch.bfloat16
+    if amp is None and dtype is not None:
+        amp = True  # naming the type asks for it
     if amp is not None:
-        return amp, "set"
-    if fast_bfloat16(device):
-        return True, f"default: bfloat16 is native on {device}"
-    return False, f"default: bfloat16 would be emulated on {device} (no AVX512-BF16 or AMX)"
+        return (half if amp else None), "set"
+    if bf16:
+        return torch.bfloat16, f"default: bfloat16 is native on {device}"
+    if cuda:
+        return torch.float16, (f"default: {device} has no bfloat16: float16 autocast with a "
+                               "gradient scaler")  # fmt: skip
+    return None, f"default: bfloat16 would be emulated on {device} (no AVX512-BF16 or AMX)"
 
 
 def seeded(*parts: int) -> torch.Generator:
@@ -171,15 +193,26 @@ class Trainer:
         self.check_supported()
         if cfg.logger == "wandb" and self.dist.is_main:
             require_wandb()  # before anything is written
-        self.amp, amp_reason = choose_amp(cfg.amp, self.device)
+        self.amp_dtype, amp_reason = choose_amp(cfg.amp, self.device, cfg.amp_dtype)
+        self.amp = self.amp_dtype is not None
+        # float16's small range: the loss is scaled before backward and the gradients
+        # unscaled before clipping; a step whose gradients overflow is skipped and the
+        # scale halved (torch.amp.GradScaler). A no-op for bfloat16 and float32.
+        self.scaler = torch.amp.GradScaler(
+            torch.device(self.device).type, enabled=self.amp_dtype == torch.float16
+        )
         # What the defaults chose for this machine (config.json "chosen", and a "setup"
         # record at every start: a resumed run may be on another machine).
-        self.chosen = {"amp": self.amp, "amp_reason": amp_reason,
+        dtype_name = str(self.amp_dtype).removeprefix("torch.") if self.amp else None
+        self.chosen = {"amp": self.amp, "amp_dtype": dtype_name, "amp_reason": amp_reason,
                        "threads": torch.get_num_threads(), "device": self.device}  # fmt: skip
-        if cfg.amp and self.dist.is_main and not fast_bfloat16(self.device):
+        slow = (self.amp_dtype == torch.bfloat16 and not fast_bfloat16(self.device)) or (
+            self.amp_dtype == torch.float16 and not self.device.startswith("cuda")
+        )
+        if slow and self.dist.is_main:
             warnings.warn(
-                f"amp=true on {self.device}, which has no native bfloat16: autocast is emulated "
-                "there and runs far slower than float32 (set amp=false)",
+                f"amp=true on {self.device}, which has no native {dtype_name}: "
+                "autocast is emulated there and runs far slower than float32 (set amp=false)",
                 stacklevel=2,
             )
         self.train_set, self.valid_set = train_set, valid_set
@@ -204,8 +237,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.objective: nn.Module = Objective(self.model)
         if self.dist.enabled:
-            ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
-            self.objective = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids)
+            self.objective = self.distribute(self.objective)
         self.eager_objective = self.objective
         # torch.compile of the step (see .compiling): None until the first steps decide.
         self.compile_on, compile_reason = (
@@ -258,6 +290,12 @@ class Trainer:
     def check_supported(self) -> None:
         """Hook: refuse, before anything is written, what this trainer cannot do."""
 
+    def distribute(self, objective: nn.Module) -> nn.Module:
+        """Under torchrun: the objective in DistributedDataParallel, whose backward
+        averages the gradients over the processes."""
+        ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
+        return nn.parallel.DistributedDataParallel(objective, device_ids=ids)
+
     def model_spec(self) -> dict:
         """What rebuilds the model (saved in every checkpoint's metadata)."""
         return self.model.spec()
@@ -272,7 +310,7 @@ class Trainer:
 
     @staticmethod
     def _empty_window() -> dict:
-        return {"sums": {}, "steps": 0, "images": 0, "seconds": 0.0}
+        return {"sums": {}, "counts": {}, "steps": 0, "images": 0, "seconds": 0.0}
 
     # ------------------------------------------------------------------ run folder
     def _write_record(self, record: dict) -> None:
@@ -315,6 +353,8 @@ class Trainer:
             self.seconds.update(meta.get("seconds", {}))
             self.seconds["training"] = float(meta["elapsed"])
             self.last_cost.update(meta.get("last_cost", {}))
+            if meta.get("loss_scale") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(meta["loss_scale"])
             decided = meta.get("compile")
             if self.cfg.compile is None and self.compiles and decided is not None:
                 self.compile_on = bool(decided)  # what the steps since the decision ran
@@ -357,6 +397,7 @@ class Trainer:
                 "last_cost": self.last_cost,
                 "compile": self.compile_on,
                 "compile_reason": self.chosen["compile_reason"],
+                "loss_scale": self.scaler.state_dict(),  # float16's scaler ({} otherwise)
                 "window": self.window,
                 "optimizers": opt_meta,
                 "model": self.model_spec(),
@@ -412,13 +453,13 @@ class Trainer:
         perm = torch.randperm(len(self.train_set), generator=seeded(self.cfg.seed, epoch))
         b = self.cfg.batch_size
         idx = perm[pos * b : (pos + 1) * b]
-        # Binarize the whole global batch, then take this rank's slice: the images
-        # are then identical to a single-process run's.
+        # Binarize the whole global batch, then take this rank's share: the images
+        # are then identical to a single-process run's. The share is every world-th
+        # image (not a contiguous block) so that statistics over strided groups of a
+        # batch, as the Progressive GAN's minibatch standard deviation, see one
+        # process's groups.
         x, y = self.train_set.get_batch(idx, seeded(self.cfg.seed, 7919, step))
-        local = slice(
-            self.dist.rank * b // self.dist.world_size,
-            (self.dist.rank + 1) * b // self.dist.world_size,
-        )
+        local = slice(self.dist.rank, None, self.dist.world_size)
         x = x[local].to(self.device, non_blocking=True)
         if self.model.uses_labels:
             return x, y[local].to(self.device)
@@ -431,7 +472,6 @@ class Trainer:
         gradient is that of the whole batch's mean loss. DDP synchronises
         gradients only on the last chunk.
         """
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         pair = isinstance(batch, tuple)
         n = len(batch[0] if pair else batch)
         size = self.cfg.micro_batch or n
@@ -445,11 +485,16 @@ class Trainer:
             if self.dist.enabled and not last:
                 sync = self.objective.no_sync()
             with sync:
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp):
+                with self.autocast():
                     loss = self._objective(chunk) * (min(size, n - start) / n)
-                loss.backward()
+                self.scaler.scale(loss).backward()
             total += loss.detach().float()
         return total
+
+    def autocast(self):
+        """The training steps' autocast (:func:`choose_amp`; disabled in float32)."""
+        device_type = torch.device(self.device).type
+        return torch.autocast(device_type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _objective(self, chunk) -> torch.Tensor:
         """The objective's loss of ``chunk``; if Inductor cannot build the compiled step,
@@ -497,6 +542,9 @@ class Trainer:
         scalars = self.update(self._batch(self.step))
         if self.ema is not None:
             self._update_average()
+        if self.scaler.is_enabled():
+            scalars["loss_scale"] = self.scaler.get_scale()  # the scale this step used
+        self.scaler.update()  # float16's loss scale, once a step (a no-op otherwise)
         self.step += 1
         self.on_step_change()
         return scalars
@@ -515,6 +563,7 @@ class Trainer:
         good checkpoint is.
         """
         params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.scaler.unscale_(optimizer)  # float16: the true gradients, before clipping
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
         vals = torch.stack([loss.detach().float(), grad_norm.detach().float()])
@@ -522,6 +571,13 @@ class Trainer:
             torch.distributed.all_reduce(vals)
             vals /= self.dist.world_size
         loss_v, norm_v = vals.tolist()
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        if math.isfinite(loss_v) and not math.isfinite(norm_v) and scale and scale > 1:
+            # float16's scaled gradients overflowed: the scaler skips this step and
+            # halves the scale (the step counts; its gradient norm is not logged)
+            self.scaler.step(optimizer)
+            optimizer.zero_grad(set_to_none=True)
+            return loss_v, None
         if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)
@@ -537,7 +593,7 @@ class Trainer:
                 f"{self.ckpt_root} is untouched: resume it with a lower --lr (pixelzoo train "
                 f"--resume {self.run_dir} --lr LR) or a smaller --set grad_clip"
             )
-        optimizer.step()
+        self.scaler.step(optimizer)  # optimizer.step(), unless float16 overflowed
         optimizer.zero_grad(set_to_none=True)
         return loss_v, norm_v
 
@@ -787,7 +843,10 @@ class Trainer:
                     self.decide_compile(self.step_seconds_left(measured[1:] or measured))
                 w = self.window
                 for k, v in scalars.items():
-                    w["sums"][k] = w["sums"].get(k, 0.0) + v
+                    if v is not None:  # None: not measured this step (a skipped float16 step)
+                        w["sums"][k] = w["sums"].get(k, 0.0) + v
+                        counts = w.setdefault("counts", {})  # not in older checkpoints
+                        counts[k] = counts.get(k, w["steps"]) + 1
                 w["steps"] += 1
                 w["images"] += cfg.batch_size
                 w["seconds"] += dt
@@ -825,7 +884,7 @@ class Trainer:
             self.budget_seconds_left(),
             left,
             validation,
-            "bf16 autocast" if self.amp else "float32",
+            f"{self.chosen['amp_dtype']} autocast" if self.amp else "float32",
         )
         tqdm.write(said.line, file=sys.stderr)
         self.log.write(said.record(self.step))
@@ -848,7 +907,8 @@ class Trainer:
 
     def _log_window(self) -> None:
         w = self.window
-        means = {k: v / w["steps"] for k, v in w["sums"].items()}
+        counts = w.get("counts", {})
+        means = {k: v / counts.get(k, w["steps"]) for k, v in w["sums"].items()}
         record = {"split": "train", "step": self.step, "epoch": self.step / self.steps_per_epoch}
         record.update(self.time_fields())  # training-step time (across resumes) and wall
         record.update(means)
