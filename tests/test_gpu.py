@@ -27,11 +27,12 @@ def test_cuda_log_prob_and_samples_match_cpu():
     assert torch.equal(a, b)  # uniforms come from the CPU generator on both devices
 
 
-def test_cuda_training_with_bf16_autocast_and_resume(tmp_path):
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])  # float16: with its loss scale
+def test_cuda_training_with_autocast_and_resume(tmp_path, dtype):
     kw = dict(
         overrides={"hidden": 8, "blocks": 2, "out_hidden": 16},
         device="cuda",
-        amp=True,
+        amp_dtype=dtype,
         batch_size=32,
         samples=4,
         log_every=1,
@@ -99,3 +100,17 @@ def test_cuda_compression_round_trip_and_the_device_is_checked():
     assert torch.equal(y, x)
     with pytest.raises(codec.CodecError, match="encoded on cuda"):
         codec.decode(model.cpu(), data)
+
+
+def test_a_gan_trains_under_torchrun_on_cuda_with_synchronised_batch_norm(tmp_path):
+    """NCCL, one process a GPU; the DCGAN's batch norm becomes SyncBatchNorm."""
+    from tests.helpers import torchrun
+
+    n = min(torch.cuda.device_count(), 2)
+    out = torchrun("train", "--model", "dcgan", "--preset", "digits", "--data", "digits",
+                   "--steps", "6", "--batch-size", "16", "--device", "cuda", "--no-progress",
+                   "--out", tmp_path / "run", processes=n)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SyncBatchNorm" not in out.stderr  # no warning: synchronised
+    model = load_model(tmp_path / "run", "last")  # the checkpoint loads into plain BatchNorm
+    assert isinstance(model, models.get("dcgan").cls)
