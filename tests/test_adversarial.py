@@ -286,9 +286,9 @@ def test_gan_ddp_two_processes_equal_one_process(tmp_path, name, settings):
 
 
 def test_gan_ddp_with_batch_norm_on_cpus_says_it_is_per_process(tmp_path):
-    out = torchrun("train", "--model", "dcgan", "--preset", "digits", "--data", "digits",
-                   "--steps", "3", "--batch-size", "16", "--device", "cpu", "--no-progress",
-                   "--set", "samples=0", "--set", "log_every=1", "--out", tmp_path / "run")  # fmt: skip
+    args = ["train", "--model", "dcgan", "--preset", "digits", "--data", "digits"]
+    args += ["--steps", "3", "--batch-size", "16", "--device", "cpu", "--no-progress"]
+    out = torchrun(*args, "--set", "samples=0", "--set", "log_every=1", "--out", tmp_path / "run")
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stderr.count("whose statistics are each process's on the CPU") == 1  # rank 0
     assert [r["step"] for r in records(tmp_path / "run")] == [1, 2, 3]
