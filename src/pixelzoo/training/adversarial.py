@@ -17,17 +17,18 @@ included. Logged per window: both losses, both gradient norms, the mean scores o
 real and fake images (and the gradient penalty for WGAN-GP).
 
 Under torchrun each process takes every world-th image of the global batch and the
-matching rows of the step's latents (:meth:`~pixelzoo.models.adversarial.
-AdversarialModel.shared`), and each network's gradients are averaged over the
-processes after its backward (:func:`~pixelzoo.training.distributed.average_gradients`,
-one ``all_reduce``) rather than by DistributedDataParallel: DDP's reducer expects one
-backward over the wrapped module per forward, where a GAN step runs two (each with the
-other network frozen or unused), and it reduces wrong gradients when the loss holds a
-``torch.autograd.grad`` term, as WGAN-GP's penalty does (pytorch/pytorch#47562). N processes then take one process's steps
-(tested with gloo), up to statistics taken within a process's share of the batch:
-batch norm (DCGAN) on the CPU, where PyTorch's SyncBatchNorm does not run (on GPUs it
-replaces every BatchNorm), and the Progressive GAN's minibatch standard deviation when
-the processes do not divide the global batch over the group size.
+matching rows of the step's latents (``AdversarialModel.shared``), and each network's
+gradients are averaged over the processes after its backward
+(``distributed.average_gradients``, one ``all_reduce``) rather than by
+DistributedDataParallel: DDP's reducer expects one backward over the wrapped module per
+forward, where a GAN step runs two (each with the other network frozen or unused), and
+it reduces wrong gradients when the loss holds a ``torch.autograd.grad`` term, as
+WGAN-GP's penalty does (pytorch/pytorch#47562). N processes, which start from rank 0's
+weights, then take one process's steps (tested with gloo), up to statistics taken within
+a process's share of the batch: batch norm (DCGAN) on the CPU, where PyTorch's
+SyncBatchNorm does not run (on GPUs it replaces every BatchNorm), and the Progressive
+GAN's minibatch standard deviation when the processes do not divide the global batch
+over the group size.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class AdversarialTrainer(Trainer):
         share of each batch, and batch norm is synchronised where PyTorch can."""
         model = self.model
         model.share = (self.dist.rank, self.dist.world_size)
+        distributed.broadcast_from_main(model, self.dist)  # as DDP's wrapper would
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         if has_bn and self.device.startswith("cuda"):
             model.generator = nn.SyncBatchNorm.convert_sync_batchnorm(model.generator)

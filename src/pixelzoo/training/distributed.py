@@ -72,6 +72,13 @@ def _all_reduce(value: float, d: Dist, device, op) -> float:
     return float(t)
 
 
+def broadcast_from_main(module: torch.nn.Module, d: Dist) -> None:
+    """Every process takes rank 0's weights and buffers (in place)."""
+    if d.enabled:
+        for t in module.state_dict().values():
+            dist.broadcast(t, 0)
+
+
 def average_gradients(params, d: Dist) -> None:
     """Replace the gradients of ``params`` by their mean over the processes, as DDP's
     reducer does, in one ``all_reduce`` of a flat buffer (parameters without a gradient
