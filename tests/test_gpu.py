@@ -7,6 +7,7 @@ import torch
 
 from pixelzoo import models
 from pixelzoo.training import TrainConfig, load_model, train
+from tests.helpers import torchrun
 
 pytestmark = [
     pytest.mark.gpu,
@@ -103,13 +104,11 @@ def test_cuda_compression_round_trip_and_the_device_is_checked():
 
 
 def test_a_gan_trains_under_torchrun_on_cuda_with_synchronised_batch_norm(tmp_path):
-    """NCCL, one process a GPU; the DCGAN's batch norm becomes SyncBatchNorm."""
-    from tests.helpers import torchrun
-
+    """NCCL, one process a GPU (device auto: cuda:LOCAL_RANK); batch norm becomes SyncBatchNorm."""
     n = min(torch.cuda.device_count(), 2)
-    out = torchrun("train", "--model", "dcgan", "--preset", "digits", "--data", "digits",
-                   "--steps", "6", "--batch-size", "16", "--device", "cuda", "--no-progress",
-                   "--out", tmp_path / "run", processes=n)  # fmt: skip
+    args = ["train", "--model", "dcgan", "--preset", "digits", "--data", "digits"]
+    args += ["--steps", "6", "--batch-size", "16", "--device", "auto", "--no-progress"]
+    out = torchrun(*args, "--out", tmp_path / "run", processes=n)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "SyncBatchNorm" not in out.stderr  # no warning: synchronised
     model = load_model(tmp_path / "run", "last")  # the checkpoint loads into plain BatchNorm

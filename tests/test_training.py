@@ -174,16 +174,16 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
 
     The two processes also split their 16 images into micro-batches of 8.
     """
-    _ddp_equals_one_process(tmp_path, [])
+    _assert_ddp_equals_one_process(tmp_path, [])
 
 
 @pytest.mark.slow
 def test_ddp_compiled_steps_equal_one_process(tmp_path):
     # compile=true in both: each of the 2 processes compiles its own step (about a minute)
-    _ddp_equals_one_process(tmp_path, ["--set", "compile=true"])
+    _assert_ddp_equals_one_process(tmp_path, ["--set", "compile=true"])
 
 
-def _ddp_equals_one_process(tmp_path, extra: list[str]) -> None:
+def _assert_ddp_equals_one_process(tmp_path, extra: list[str]) -> None:
     common = ["train", "--steps", "8", "--batch-size", "32", "--device", "cpu", *SMALL_CLI]
     common += ["--set", "amp=false", *extra]  # float32: under bf16 batch shapes round differently
     pz(*common, "--out", tmp_path / "one")

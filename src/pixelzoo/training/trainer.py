@@ -571,8 +571,8 @@ class Trainer:
             torch.distributed.all_reduce(vals)
             vals /= self.dist.world_size
         loss_v, norm_v = vals.tolist()
-        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
-        if math.isfinite(loss_v) and not math.isfinite(norm_v) and scale and scale > 1:
+        overflow = self.scaler.is_enabled() and self.scaler.get_scale() > 1
+        if overflow and math.isfinite(loss_v) and not math.isfinite(norm_v):
             # float16's scaled gradients overflowed: the scaler skips this step and
             # halves the scale (the step counts; its gradient norm is not logged)
             self.scaler.step(optimizer)
