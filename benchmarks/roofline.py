@@ -19,11 +19,15 @@ lowers the utilisation, never raises it.
 ``pixelzoo.training.compiling``): the same model and batch under ``torch.compile``,
 its first step (the compiling) timed apart, its steps interleaved with the eager
 ones (eager, compiled, eager, ...) so that the speed-up is a ratio measured in one
-run: the median of the per-pair ratios, with their range.
+run: the median of the per-pair ratios, with their range. ``--channels-last`` times the
+eager step the same way with the weights and the batch in channels_last memory format
+(oneDNN's preferred layout for convolutions, which saves its layout conversions but may
+slow the element-wise kernels between them); the trainer's ``channels_last`` setting.
 
     python benchmarks/roofline.py --threads 2
     python benchmarks/roofline.py --only gated_10x128 --steps 3 --amp   # force bf16
     python benchmarks/roofline.py --threads 2 --compile --steps 3
+    python benchmarks/roofline.py --threads 2 --channels-last --steps 3
 """
 
 from __future__ import annotations
@@ -93,22 +97,28 @@ def timed(step) -> float:
     return time.perf_counter() - t0
 
 
-def measure_compiled(name: str, steps: int, amp: bool, eager_step) -> dict:
-    """The compiled step of the same model and batch: compile seconds, then ``steps``
-    compiled steps interleaved with eager ones; the speed-up is eager / compiled."""
+def measure_variant(name: str, steps: int, amp: bool, eager_step, compile: bool = False,
+                    channels_last: bool = False) -> dict:  # fmt: skip
+    """The same model and batch built another way (compiled, or its weights and batch in
+    channels_last memory format): its first step timed apart (for a compiled one, the
+    compiling), then ``steps`` of its steps interleaved with the default eager ones; the
+    speed-up is eager / variant, the median of the per-pair ratios."""
     model_name, preset, shape, levels, batch, micro, extra = CONFIGS[name]
     torch.manual_seed(0)
     model = models.build(model_name, shape, levels, preset, **extra).train()
     x = torch.randint(0, levels, (batch, *shape))
-    step = make_step(model, x, amp, micro, compile=True)
-    first = timed(step)  # compiles
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    step = make_step(model, x, amp, micro, compile=compile)
+    first = timed(step)  # compiles, if it compiles
     step()  # the first step after compiling may still pay for allocations
     pairs = [(timed(eager_step), timed(step)) for _ in range(steps)]
     ratios = [e / c for e, c in pairs]
     return {
-        "compile_first_step_s": round(first, 1),
+        "first_step_s": round(first, 1),
         "eager_step_s": round(statistics.median(e for e, _ in pairs), 4),
-        "compiled_step_s": round(statistics.median(c for _, c in pairs), 4),
+        "variant_step_s": round(statistics.median(c for _, c in pairs), 4),
         "speedup": round(statistics.median(ratios), 2),
         "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
         "pairs": len(pairs),
@@ -116,7 +126,7 @@ def measure_compiled(name: str, steps: int, amp: bool, eager_step) -> dict:
 
 
 def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
-            compile: bool = False) -> dict:  # fmt: skip
+            compile: bool = False, channels_last: bool = False) -> dict:  # fmt: skip
     model_name, preset, shape, levels, batch, micro, extra = CONFIGS[name]
     torch.manual_seed(0)
     model = models.build(model_name, shape, levels, preset, **extra).train()
@@ -159,14 +169,15 @@ def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
         "utilisation_bf16": ratio(peak16),
         "utilisation": ratio(peak16 if amp else peak32),
     }
-    if compile:
-        c = measure_compiled(name, steps, amp, step)
-        peak = peak16 if amp else peak32
-        c["compiled_achieved_gflops"] = round(flops / c["compiled_step_s"] / 1e9, 1)
-        c["compiled_utilisation"] = (
-            None if peak is None else round(flops / c["compiled_step_s"] / peak, 3)
-        )
-        out["compiled"] = c
+    peak = peak16 if amp else peak32
+    for key, on in (("compiled", compile), ("channels_last", channels_last)):
+        if on:
+            v = measure_variant(name, steps, amp, step, **{key: True})
+            v["achieved_gflops"] = round(flops / v["variant_step_s"] / 1e9, 1)
+            v["utilisation"] = (
+                None if peak is None else round(flops / v["variant_step_s"] / peak, 3)
+            )
+            out[key] = v
     return out
 
 
@@ -186,6 +197,12 @@ def main() -> None:
         action="store_true",
         help="also time the step under torch.compile, interleaved with the eager one",
     )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="also time the eager step with the weights and batch in channels_last memory "
+        "format, interleaved with the default (contiguous) one",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,7 +211,8 @@ def main() -> None:
     amp = dtype is not None  # bfloat16 on a CPU
     native = fast_bfloat16("cpu")
     results = [
-        measure(n, args.steps, amp, peaks, native, args.compile) for n in args.only or CONFIGS
+        measure(n, args.steps, amp, peaks, native, args.compile, args.channels_last)
+        for n in args.only or CONFIGS
     ]
     print(json.dumps({
         "benchmark": "roofline",

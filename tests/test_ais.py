@@ -192,6 +192,24 @@ def test_gan_and_vae_decoders_give_their_observation_models_log_likelihood():
         decoder_of(gan, eps=0.7)
 
 
+def test_a_growing_gan_is_scored_at_the_image_size_before_it_has_grown():
+    """A Progressive GAN still at a coarser resolution generates 4x4 or 8x8 means; AIS
+    and its samples see them at the images' size, each pixel repeated (as its grids do)."""
+    torch.manual_seed(0)
+    gan = models.build("pggan", (3, 16, 16), 256, "tiny").eval()
+    assert gan.generate(torch.randn(1, gan.latent_dim)).shape[-1] < 16  # not yet grown
+    z = torch.randn(2, gan.latent_dim)
+    x = torch.randint(0, 256, (2, 3, 16, 16))
+    dec = decoder_of(gan, sigma=0.2)
+    coarse = gan.generate(z).double()
+    means = F.interpolate(coarse, scale_factor=16 // coarse.shape[-1], mode="nearest")
+    want = discretized_gaussian_log_prob(means, x, 256, 0.2).flatten(1).sum(1)
+    torch.testing.assert_close(dec.log_likelihood(z, x), want)
+    assert dec.sample(z).shape == x.shape == gan.draw(2).shape
+    out = ais_log_prob(dec, x, AISConfig(steps=5, chains=2, leapfrog=2))
+    assert torch.isfinite(out["log_prob"]).all()
+
+
 def test_ais_agrees_with_the_iwae_bound_of_a_vae_on_digits():
     """On a trained-for-a-moment VAE, AIS and IWAE-5000 estimate the same log p(x)."""
     from pixelzoo import data

@@ -123,7 +123,7 @@ class GANDecoder(Decoder):
         return f"N(G(z), {self.sigma:g}^2) discretized to {self.levels} levels"
 
     def log_likelihood(self, z, x):
-        out = self.model.generate(z).double()
+        out = self.model.image_means(z).double()
         if self.kind == "bernoulli":
             p = self.eps + (1 - 2 * self.eps) * out
             terms = torch.where(x.bool(), p.log(), torch.log1p(-p))
@@ -133,7 +133,7 @@ class GANDecoder(Decoder):
 
     @torch.no_grad()
     def sample(self, z, generator=None):
-        out = self.model.generate(z).double()
+        out = self.model.image_means(z).double()
         u = torch.rand(out.shape, generator=generator, dtype=torch.float64).to(out.device)
         if self.kind == "bernoulli":
             return (u < self.eps + (1 - 2 * self.eps) * out).long()

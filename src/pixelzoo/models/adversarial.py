@@ -95,6 +95,11 @@ class AdversarialModel(GenerativeModel):
         """G(z): ``[n, C, H, W]`` floats in [-1, 1] (``tanh``) or probabilities (``bernoulli``)."""
         raise NotImplementedError
 
+    def image_means(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z) at the images' size: what the observation model draws images from (samples)
+        and scores images with (AIS). A generator that grows (PGGAN) overrides it."""
+        return self.generate(z)
+
     def to_critic(self, out: torch.Tensor) -> torch.Tensor:
         """The generator's output as the discriminator sees it (floats in [-1, 1])."""
         return 2 * out - 1 if self.output == "bernoulli" else out
@@ -117,7 +122,7 @@ class AdversarialModel(GenerativeModel):
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` integer images: z ~ N(0, I), then G(z) through the observation model."""
-        return self.observe(self.generate(self.latent(n, generator)), generator)
+        return self.observe(self.image_means(self.latent(n, generator)), generator)
 
     def log_prob(self, x, cond=None):
         raise ConfigError(

@@ -276,8 +276,9 @@ class PGGAN(AdversarialModel):
             u = torch.lerp(coarse, u, alpha)
         return u
 
-    def observe(self, out, generator=None):
+    def image_means(self, z):
+        """G(z) at the image size: before the growth reaches it, the current resolution's
+        output with each pixel repeated (nearest upsampling), for samples and AIS alike."""
+        out = self.generate(z)
         factor = self.image_shape[1] // out.shape[-2]
-        if factor > 1:  # show images trained at a lower resolution at the image size
-            out = F.interpolate(out, scale_factor=factor, mode="nearest")
-        return super().observe(out, generator)
+        return F.interpolate(out, scale_factor=factor, mode="nearest") if factor > 1 else out

@@ -165,7 +165,7 @@ class DiagonalBiLSTM(nn.Module):
         input maps and the image; the left-to-right direction reads no image) and biases."""
         conv = self.input_to_state
         channels = conv.in_channels
-        weight = conv.masked_weight().view(2, 4 * self.hidden, channels).transpose(1, 2)
+        weight = conv.masked_weight().reshape(2, 4 * self.hidden, channels).transpose(1, 2)
         from_image = torch.stack([torch.zeros_like(self.image_to_state), self.image_to_state])
         return torch.cat([weight, from_image], dim=1), conv.bias.view(2, 4 * self.hidden)
 

@@ -235,6 +235,8 @@ class Trainer:
             )
 
         self.model = model.to(self.device)
+        if cfg.channels_last:  # the 4-d weights and buffers; the batches follow in _batch
+            self.model.to(memory_format=torch.channels_last)
         self.objective: nn.Module = Objective(self.model)
         if self.dist.enabled:
             self.objective = self.distribute(self.objective)
@@ -461,6 +463,8 @@ class Trainer:
         x, y = self.train_set.get_batch(idx, seeded(self.cfg.seed, 7919, step))
         local = slice(self.dist.rank, None, self.dist.world_size)
         x = x[local].to(self.device, non_blocking=True)
+        if self.cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.model.uses_labels:
             return x, y[local].to(self.device)
         return x
