@@ -128,8 +128,10 @@ def test_bad_pretrained_folders_and_names_are_one_sentence(run, tmp_path):
         pixelzoo.from_pretrained(out)
     with pytest.raises(ConfigError, match="no pretrained model 'nope'"):
         resolve("pretrained:nope")
-    err = cli("sample", "pretrained:nope", "--out", tmp_path / "x.png", check=False).stderr
-    assert err.startswith("error: no pretrained model") and err.count("\n") == 1
+    for command in (("sample", "pretrained:nope", "--out", tmp_path / "x.png"),
+                    ("compare", "pretrained:nope", "--out", tmp_path / "report")):  # fmt: skip
+        err = cli(*command, check=False).stderr
+        assert err.startswith("error: no pretrained model") and err.count("\n") == 1, command
     # A Hub id that is no folder here: fetched with huggingface_hub, or one sentence.
     try:
         import huggingface_hub  # noqa: F401

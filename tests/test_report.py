@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -407,14 +408,26 @@ def test_runs_on_different_image_folders_are_not_one_dataset(runs, tmp_path):
 
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
-        for k in range(10):
-            Image.new("L", (8, 8), 10 * k).save(tmp_path / name / f"{k}.png")
+        for k in range(40):  # 32 training, 4 validation and 4 test images
+            Image.new("L", (8, 8), 6 * k).save(tmp_path / name / f"{k}.png")
         cfg = TrainConfig(model="pixelcnn", data="folder", data_dir=str(tmp_path / name),
                           data_options={"size": 8, "channels": 1, "levels": 4}, steps=1,
                           batch_size=4, samples=0, overrides={"blocks": 1})  # fmt: skip
         train(cfg, tmp_path / f"run-{name}", progress=False)
-    with pytest.raises(InputError, match=r"one dataset.*folder in .*one.*folder in .*two"):
+    with pytest.raises(
+        InputError, match=r"one dataset.*folder in .*one.*folder in .*two.*--data-dir"
+    ):
         compare([tmp_path / "run-one", tmp_path / "run-two"], tmp_path / "r", progress=False)
+    # --data-dir reads both from one folder (as for a run trained elsewhere): one dataset.
+    out = tmp_path / "joined"
+    args = ["compare", str(tmp_path / "run-one"), str(tmp_path / "run-two"), "--data-dir",
+            str(tmp_path / "two"), "--samples", "4", "--compress-images", "0",
+            "--no-naive-timing", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "| run-one |" in (out / "report.md").read_text()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    nats = [r["nats"] for r in records if r["model"] == "pixelcnn"]
+    assert len(nats) == 2 and all(math.isfinite(v) for v in nats)
 
 
 def test_samples_are_drawn_once_into_the_cache(runs, tmp_path):

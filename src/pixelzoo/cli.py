@@ -246,6 +246,7 @@ def cmd_train_evaluator(args) -> int:
 def cmd_compare(args) -> int:
     from pixelzoo.evaluation.ais import AISConfig
     from pixelzoo.report import MeasureConfig, compare, quick
+    from pixelzoo.runs.pretrained import resolve
 
     out = Path(args.out or f"reports/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.quick:
@@ -268,13 +269,14 @@ def cmd_compare(args) -> int:
             seed=args.seed,
         )
         result = compare(
-            args.runs,
+            [resolve(r) for r in args.runs],  # folders, pretrained:NAME or a Hub id
             out,
             evaluator_dir=args.evaluator,
             inception=args.inception,
             cfg=cfg,
             labels=args.label or None,
             progress=not args.no_progress,
+            data_dir=args.data_dir,
         )
     print(f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.jsonl'}")
     print(result["summary"])
@@ -852,7 +854,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         help="measure runs side by side and write report.html/report.md/metrics.jsonl",
     )
-    cp.add_argument("runs", nargs="*", metavar="RUN_DIR", help="trained runs on one dataset")
+    cp.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="trained runs on one dataset: run or pretrained folders, pretrained:NAME",
+    )
     cp.add_argument(
         "--label",
         action="append",
@@ -861,6 +868,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the report's name for each run, in order (default: the run folder's name)",
     )
     cp.add_argument("--out", default=None, help="report folder (default: reports/compare-TIME)")
+    cp.add_argument(
+        "--data-dir",
+        default=None,
+        help="read every run's dataset from this folder (default: the folder each run records)",
+    )
     cp.add_argument(
         "--quick",
         action="store_true",

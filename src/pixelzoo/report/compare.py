@@ -103,6 +103,7 @@ def compare(
     progress: bool = True,
     title: str | None = None,
     notes: list[str] | None = None,
+    data_dir=None,
 ) -> dict:
     """Measure every run in ``run_dirs`` and write the report into ``out``.
 
@@ -113,13 +114,15 @@ def compare(
     it also counts modes) or Inception-v3 with the weights file ``inception``
     (natural images); given both, the evaluator's features give every feature metric
     and Inception-v3 adds its own FID, KID and IS (a table of their own, labelled);
-    with neither, those metrics are left out.
+    with neither, those metrics are left out. ``data_dir`` reads every run's dataset
+    from that folder instead of the ones their configs record (runs trained elsewhere:
+    a shipped model records the folder it was trained from, relative to where it ran).
     """
     cfg = cfg or MeasureConfig()
     cfg.ais_config.validate()
     if not run_dirs:
         raise InputError("compare needs at least one run folder (or --quick)")
-    runs = [Run(r) for r in run_dirs]
+    runs = [Run(r, data_dir) for r in run_dirs]
     data = check_comparable(runs)
     names = run_labels(runs, labels)
     evaluator = beside = None

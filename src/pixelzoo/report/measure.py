@@ -549,6 +549,10 @@ def check_comparable(runs: list[Run]) -> dict:
             f"{', '.join(str(r.path) for r in rs)} on {rs[0].describe_data()}"
             for rs in seen.values()
         )
-        raise InputError(f"compare needs runs on one dataset, got {desc}")
+        # The same data in two folders (or one folder named from two places): say how to join them.
+        hint = ""
+        if len({key[:2] + key[3:] for key in seen}) == 1:
+            hint = "; if these are the same images, --data-dir FOLDER reads every run's from it"
+        raise InputError(f"compare needs runs on one dataset, got {desc}{hint}")
     first = runs[0]
     return {"data": first.data_name, "image_shape": first.image_shape, "levels": first.levels}

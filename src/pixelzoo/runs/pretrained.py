@@ -2,7 +2,7 @@
 :mod:`pixelzoo.models.pretrained`'s).
 
 A model is named in one of three ways, wherever a run folder is taken
-(``pixelzoo sample NAME``, ``evaluate``, ``complete``, ``compress``):
+(``pixelzoo sample NAME``, ``evaluate``, ``complete``, ``compress``, ``compare``):
 
 * a folder: a run (its best checkpoint) or a pretrained folder;
 * ``pretrained:NAME``: weights shipped inside the package (``pixelzoo models

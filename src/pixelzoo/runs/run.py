@@ -44,8 +44,11 @@ def _is_int(v) -> bool:
 class Run:
     """The run in folder ``path`` (raises :class:`CheckpointError` if there is none, or it is malformed)."""
 
-    def __init__(self, path):
+    def __init__(self, path, data_dir=None):
+        """``data_dir``: read the run's dataset from this folder instead of the one its
+        config records (a run trained on another machine, or from another folder)."""
         self.path = Path(path)
+        self._data_dir = None if data_dir is None else str(data_dir)
         if not self.path.is_dir():
             raise CheckpointError(f"run folder {self.path} does not exist")
         file = self.path / "config.json"
@@ -153,7 +156,7 @@ class Run:
 
     @property
     def data_dir(self) -> str | None:
-        return self.train.get("data_dir")
+        return self._data_dir or self.train.get("data_dir")
 
     @property
     def data_options(self) -> dict:
