@@ -84,8 +84,14 @@ def _buckets(device) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _posterior_table(model, x: torch.Tensor, edges: torch.Tensor):
     """q's mass in every bucket ``[B * latent_dim, K]`` float64 (rows: image-major), and
-    the bucket holding q's mean ``[B * latent_dim]``."""
-    mu, logvar = model.encode(x)
+    the bucket holding q's mean ``[B * latent_dim]``.
+
+    ``x`` is copied into the standard strides first: a tensor can pass as contiguous with
+    others (a one-channel image with the channel stride 1, as ``draw`` returns), and the
+    convolutions then take their channels_last path, which rounds differently on some
+    CPUs (seen on an AVX2 EPYC). The decoder's images have the standard strides, so the
+    encoder's must too, or the tables differ and the file cannot be decoded."""
+    mu, logvar = model.encode(x.clone(memory_format=torch.contiguous_format))
     mean_bucket = torch.bucketize(mu.double().reshape(-1), edges[1:-1], right=True)
     mu = mu.double().reshape(-1, 1)
     sigma = torch.exp(0.5 * logvar.double()).reshape(-1, 1)
