@@ -23,11 +23,14 @@ run: the median of the per-pair ratios, with their range. ``--channels-last`` ti
 eager step the same way with the weights and the batch in channels_last memory format
 (oneDNN's preferred layout for convolutions, which saves its layout conversions but may
 slow the element-wise kernels between them); the trainer's ``channels_last`` setting.
+Both flags together also time the compiled step in channels_last (the two settings
+combined), interleaved with the eager default the same way.
 
     python benchmarks/roofline.py --threads 2
     python benchmarks/roofline.py --only gated_10x128 --steps 3 --amp   # force bf16
     python benchmarks/roofline.py --threads 2 --compile --steps 3
     python benchmarks/roofline.py --threads 2 --channels-last --steps 3
+    python benchmarks/roofline.py --threads 2 --compile --channels-last --only gated_10x128
 """
 
 from __future__ import annotations
@@ -170,9 +173,16 @@ def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
         "utilisation": ratio(peak16 if amp else peak32),
     }
     peak = peak16 if amp else peak32
-    for key, on in (("compiled", compile), ("channels_last", channels_last)):
-        if on:
-            v = measure_variant(name, steps, amp, step, **{key: True})
+    variants = {
+        "compiled": {"compile": True} if compile else None,
+        "channels_last": {"channels_last": True} if channels_last else None,
+        "compiled_channels_last": (
+            {"compile": True, "channels_last": True} if compile and channels_last else None
+        ),
+    }
+    for key, settings in variants.items():
+        if settings is not None:
+            v = measure_variant(name, steps, amp, step, **settings)
             v["achieved_gflops"] = round(flops / v["variant_step_s"] / 1e9, 1)
             v["utilisation"] = (
                 None if peak is None else round(flops / v["variant_step_s"] / peak, 3)
