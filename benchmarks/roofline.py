@@ -31,6 +31,12 @@ combined), interleaved with the eager default the same way.
     python benchmarks/roofline.py --threads 2 --compile --steps 3
     python benchmarks/roofline.py --threads 2 --channels-last --steps 3
     python benchmarks/roofline.py --threads 2 --compile --channels-last --only gated_10x128
+    python benchmarks/roofline.py --threads 2 --compile --profile --only pixelcnn_pp_cifar10
+
+``--profile`` adds, for each path timed, a profile of one step (:func:`profile_step`): the
+shares of its time in convolutions and matrix products, in the layout copies made for
+them, in fused kernels, in the optimizer and in the rest; and the rate of the
+convolutions alone, which bounds what the whole step can reach.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import json
 import platform
 import statistics
 import time
+from collections import defaultdict
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -94,6 +101,63 @@ def make_step(model, x, amp: bool, micro_batch: int | None, compile: bool = Fals
     return step
 
 
+# The kernels a roofline bounds: convolutions and matrix products, forward and backward.
+MATMUL_OPS = {
+    "aten::mkldnn_convolution", "aten::convolution_backward", "aten::mm", "aten::addmm",
+    "aten::bmm", "aten::baddbmm", "aten::_convolution_pointwise", "mkldnn::_convolution_pointwise",
+}  # fmt: skip
+
+
+def _ancestors(event):
+    p = event.cpu_parent
+    while p is not None:
+        yield p.name
+        p = p.cpu_parent
+
+
+def profile_step(step, flops: float, peak: float | None) -> dict:
+    """Where one step's time goes (``torch.profiler``, self times of the main thread's
+    operators, which run the intra-op threads themselves): convolutions and matrix
+    products; copies that ``.contiguous()`` makes for them (oneDNN's layout changes);
+    TorchInductor's fused kernels (a compiled graph's own time, its extern convolutions
+    counted above; each kernel by name under ``torch._inductor.config.cpp.
+    enable_kernel_profile``); the optimizer; everything else (eager element-wise kernels, autograd).
+    ``matmul_utilisation`` is the rate of the convolutions and products alone against the
+    peak: the step's ceiling if all the rest took no time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        step()
+        wall = time.perf_counter() - t0
+    seconds = defaultdict(float)
+    for e in prof.events():
+        chain = list(_ancestors(e))
+        if e.name in MATMUL_OPS:
+            kind = "convolution_matmul"
+        elif e.name.startswith("## Call CompiledFxGraph") or "cpp_fused" in e.name:
+            kind = "compiled_kernels"
+        elif any(n.startswith("Optimizer.") for n in [e.name, *chain]):
+            kind = "optimizer"
+        elif (
+            e.name == "aten::copy_"
+            and "aten::contiguous" in chain
+            and any("convolution" in n for n in chain)
+        ):
+            kind = "layout_copies"
+        else:
+            kind = "other"
+        seconds[kind] += e.self_cpu_time_total / 1e6
+    total = sum(seconds.values())
+    mm = seconds["convolution_matmul"]
+    return {
+        "step_s": round(wall, 4),
+        "share": {k: round(v / total, 3) for k, v in sorted(seconds.items())},
+        "matmul_gflops": round(flops / mm / 1e9, 1) if mm else None,
+        "matmul_utilisation": None if peak is None or not mm else round(flops / mm / peak, 3),
+    }
+
+
 def timed(step) -> float:
     t0 = time.perf_counter()
     step()
@@ -101,7 +165,7 @@ def timed(step) -> float:
 
 
 def measure_variant(name: str, steps: int, amp: bool, eager_step, compile: bool = False,
-                    channels_last: bool = False) -> dict:  # fmt: skip
+                    channels_last: bool = False, profile: tuple | None = None) -> dict:  # fmt: skip
     """The same model and batch built another way (compiled, or its weights and batch in
     channels_last memory format): its first step timed apart (for a compiled one, the
     compiling), then ``steps`` of its steps interleaved with the default eager ones; the
@@ -118,7 +182,7 @@ def measure_variant(name: str, steps: int, amp: bool, eager_step, compile: bool 
     step()  # the first step after compiling may still pay for allocations
     pairs = [(timed(eager_step), timed(step)) for _ in range(steps)]
     ratios = [e / c for e, c in pairs]
-    return {
+    out = {
         "first_step_s": round(first, 1),
         "eager_step_s": round(statistics.median(e for e, _ in pairs), 4),
         "variant_step_s": round(statistics.median(c for _, c in pairs), 4),
@@ -126,10 +190,14 @@ def measure_variant(name: str, steps: int, amp: bool, eager_step, compile: bool 
         "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
         "pairs": len(pairs),
     }
+    if profile is not None:
+        out["profile"] = profile_step(step, *profile)
+    return out
 
 
 def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
-            compile: bool = False, channels_last: bool = False) -> dict:  # fmt: skip
+            compile: bool = False, channels_last: bool = False,
+            profile: bool = False) -> dict:  # fmt: skip
     model_name, preset, shape, levels, batch, micro, extra = CONFIGS[name]
     torch.manual_seed(0)
     model = models.build(model_name, shape, levels, preset, **extra).train()
@@ -173,6 +241,8 @@ def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
         "utilisation": ratio(peak16 if amp else peak32),
     }
     peak = peak16 if amp else peak32
+    if profile:
+        out["profile"] = profile_step(step, flops, peak)
     variants = {
         "compiled": {"compile": True} if compile else None,
         "channels_last": {"channels_last": True} if channels_last else None,
@@ -182,7 +252,9 @@ def measure(name: str, steps: int, amp: bool, peaks: dict, native_bf16: bool,
     }
     for key, settings in variants.items():
         if settings is not None:
-            v = measure_variant(name, steps, amp, step, **settings)
+            v = measure_variant(
+                name, steps, amp, step, **settings, profile=(flops, peak) if profile else None
+            )
             v["achieved_gflops"] = round(flops / v["variant_step_s"] / 1e9, 1)
             v["utilisation"] = (
                 None if peak is None else round(flops / v["variant_step_s"] / peak, 3)
@@ -213,6 +285,12 @@ def main() -> None:
         help="also time the eager step with the weights and batch in channels_last memory "
         "format, interleaved with the default (contiguous) one",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one step of each path: the shares of its time in convolutions and "
+        "matrix products, layout copies, fused kernels, the optimizer and the rest",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -221,7 +299,7 @@ def main() -> None:
     amp = dtype is not None  # bfloat16 on a CPU
     native = fast_bfloat16("cpu")
     results = [
-        measure(n, args.steps, amp, peaks, native, args.compile, args.channels_last)
+        measure(n, args.steps, amp, peaks, native, args.compile, args.channels_last, args.profile)
         for n in args.only or CONFIGS
     ]
     print(json.dumps({
