@@ -1,5 +1,6 @@
 """Building blocks shared by the models."""
 
+from pixelzoo.nn.activations import tanh
 from pixelzoo.nn.conditioning import ConditionInput, SpatialUpsampler, cond_projection
 from pixelzoo.nn.gated import HorizontalStackConv, VerticalStackConv, gate
 from pixelzoo.nn.lstm import lstm_update, shift_down, skew, unskew
@@ -25,5 +26,6 @@ __all__ = [
     "right_shift",
     "shift_down",
     "skew",
+    "tanh",
     "unskew",
 ]

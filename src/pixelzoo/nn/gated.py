@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelzoo.errors import ConfigError
+from pixelzoo.nn.activations import tanh
 from pixelzoo.nn.masked import causal_mask
 
 
 def gate(x: torch.Tensor) -> torch.Tensor:
     """``[B, 2p, ...]`` -> ``tanh(x[:, :p]) * sigmoid(x[:, p:])`` (eq. 2 of the paper)."""
     f, g = x.chunk(2, dim=1)
-    return torch.tanh(f) * torch.sigmoid(g)
+    return tanh(f) * torch.sigmoid(g)
 
 
 class VerticalStackConv(nn.Conv2d):
@@ -89,9 +90,11 @@ class HorizontalStackConv(nn.Conv2d):
     def masked_weight(self) -> torch.Tensor:
         return self.weight * self.mask
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, extra_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The stack's pre-activations; ``extra_bias`` (``[out]``) is added to the bias."""
         x = F.pad(x, (self.kernel_size[1] - 1, 0))  # pad left
-        return F.conv2d(x, self.masked_weight(), self.bias)
+        bias = self.bias if extra_bias is None else self.bias + extra_bias
+        return F.conv2d(x, self.masked_weight(), bias)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", mask={self.mask_type}"

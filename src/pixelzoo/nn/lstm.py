@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pixelzoo.nn.activations import tanh
+
 
 def lstm_update(
     gates: torch.Tensor, c_prev: torch.Tensor, dim: int = -1
@@ -29,8 +31,8 @@ def lstm_update(
     """
     h = gates.shape[dim] // 4
     o, f, i = torch.sigmoid(gates.narrow(dim, 0, 3 * h)).chunk(3, dim=dim)
-    c = f * c_prev + i * torch.tanh(gates.narrow(dim, 3 * h, h))
-    return o * torch.tanh(c), c
+    c = f * c_prev + i * tanh(gates.narrow(dim, 3 * h, h))
+    return o * tanh(c), c
 
 
 def skew(x: torch.Tensor) -> torch.Tensor:
@@ -58,4 +60,4 @@ def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
 
 def shift_down(x: torch.Tensor) -> torch.Tensor:
     """``[..., H, W]`` moved down one row: row 0 is zeros, the last row drops out."""
-    return F.pad(x, (0, 0, 1, 0))[..., :-1, :]
+    return F.pad(x, (0, 0, 1, -1))  # one row of zeros on top, the last row cropped

@@ -9,10 +9,12 @@ element-wise kernels (a profile, 2-core Sapphire Rapids, bf16). TorchInductor fu
 them into the convolutions' neighbours. ``benchmarks/roofline.py --compile`` times
 eager and compiled steps interleaved in one run; see the README's table.
 
-Compiling costs time once per shape: on that machine 14 s for PixelCNN h=96 and 45 s
-for the Gated PixelCNN 10x128 (whose compiled steps are 2.2x and 1.9x faster), 181 s
-for PixelCNN++ ``cifar10`` (1.6x faster; 1.3x in another run), seconds when Inductor's
-on-disk cache already holds the kernels. So ``compile=None`` (the default) decides
+Compiling costs time once per shape: on that machine 14 s for PixelCNN h=96 and 20-45 s
+for the Gated PixelCNN 10x128 (whose compiled steps are 2.2x and 2.4x faster), 181-240 s
+for PixelCNN++ ``cifar10`` (1.5-1.7x faster), seconds when Inductor's on-disk cache
+already holds the kernels. Some of the models' code is written for the kernels Inductor
+makes of it (:func:`pixelzoo.nn.tanh`, the Gated PixelCNN's link, ``concat_elu``; the
+README's "What bounds the compiled steps on AMX"). So ``compile=None`` (the default) decides
 after the run's first timed steps (at step 6 of the run, resumed or not): it compiles
 when the eager steps still to run would take at least :data:`WORTH_SECONDS`, on a device Inductor
 can build kernels for (a C++ compiler on a CPU, Triton on a GPU), in one process
