@@ -30,6 +30,10 @@ NOTE: the reference initialises weight normalisation from the statistics of a
 first batch (data-dependent init); here the weights start from PyTorch's default
 initialisation with ``g = ||v||``, and conv2 of each block is scaled by 0.1 as the
 reference's ``init_scale=0.1``.
+NOTE: dropout (§2.5) is :class:`pixelzoo.nn.Dropout`, whose masks come from 16-bit
+uniform integers, four to a 64-bit random draw: ``nn.Dropout``'s function (the
+probability rounded to a multiple of 2^-16, exact for 0.5) with a quarter of its random
+draws, which had been the largest cost of a training step after the convolutions.
 NOTE: image sizes need not be multiples of 2^(R-1): down-sampling rounds up and
 up-sampling crops to the size of the matching up-pass map.
 NOTE: conditioning on a class (the paper's model) or on any vector works as in

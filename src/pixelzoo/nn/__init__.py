@@ -2,6 +2,7 @@
 
 from pixelzoo.nn.activations import tanh
 from pixelzoo.nn.conditioning import ConditionInput, SpatialUpsampler, cond_projection
+from pixelzoo.nn.dropout import Dropout
 from pixelzoo.nn.gated import HorizontalStackConv, VerticalStackConv, gate
 from pixelzoo.nn.lstm import lstm_update, shift_down, skew, unskew
 from pixelzoo.nn.masked import MaskedConv2d, causal_mask, channel_groups, masked_output_layers
@@ -10,6 +11,7 @@ from pixelzoo.nn.sizes import resolution_ladder
 
 __all__ = [
     "ConditionInput",
+    "Dropout",
     "GatedResnet",
     "HorizontalStackConv",
     "MaskedConv2d",

