@@ -88,12 +88,15 @@ def test_the_automatic_choice_is_made_at_step_6_and_resumes_exactly(tmp_path, mo
     assert setups[-1]["compile_reason"].startswith("kept: default: about")
 
 
-def test_a_compiler_that_cannot_build_the_step_leaves_the_run_eager(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent/g++",))
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
-    monkeypatch.setattr(torch._functorch.config, "enable_autograd_cache", False)
-    with pytest.warns(UserWarning, match="torch.compile could not build the training step"):
-        train(small_cfg(steps=3, compile=True), tmp_path / "failed", progress=False)
+def test_a_compiler_that_cannot_build_the_step_leaves_the_run_eager(tmp_path):
+    # torch's own config patching: monkeypatch's undo of the autograd-cache flag left
+    # torch._functorch.config unreadable, and every later compile in the process failed.
+    no_compiler = torch._inductor.config.patch(
+        {"cpp.cxx": ("/nonexistent/g++",), "fx_graph_cache": False}
+    )
+    with no_compiler, torch._functorch.config.patch(enable_autograd_cache=False):
+        with pytest.warns(UserWarning, match="torch.compile could not build the training step"):
+            train(small_cfg(steps=3, compile=True), tmp_path / "failed", progress=False)
     train(small_cfg(steps=3, compile=False), tmp_path / "eager", progress=False)
     assert losses(tmp_path / "failed") == losses(tmp_path / "eager")
     chosen = json.loads((tmp_path / "failed" / "config.json").read_text())["chosen"]
