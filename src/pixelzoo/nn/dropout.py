@@ -1,6 +1,6 @@
 """Dropout whose masks cost a quarter of a random number per element.
 
-PixelCNN++ (Salimans et al. 2017, §2.6) drops half of every gated ResNet's features
+PixelCNN++ (Salimans et al. 2017, §2.5) drops half of every gated ResNet's features
 while training. ``torch.nn.Dropout`` draws one random number per element on a CPU, and
 at PixelCNN++'s sizes drawing them is the largest cost of the step after the
 convolutions themselves: five gated ResNets of 160 maps at 32x32, batch 16, bf16,
