@@ -117,11 +117,16 @@ def _ancestors(event):
 
 def profile_step(step, flops: float, peak: float | None) -> dict:
     """Where one step's time goes (``torch.profiler``, self times of the main thread's
-    operators, which run the intra-op threads themselves): convolutions and matrix
-    products; copies that ``.contiguous()`` makes for them (oneDNN's layout changes);
-    TorchInductor's fused kernels (a compiled graph's own time, its extern convolutions
-    counted above; each kernel by name under ``torch._inductor.config.cpp.
-    enable_kernel_profile``); the optimizer; everything else (eager element-wise kernels, autograd).
+    operators, which run the intra-op threads themselves):
+
+    * convolutions and matrix products;
+    * copies that ``.contiguous()`` makes for them (oneDNN's layout changes);
+    * TorchInductor's fused kernels: a compiled graph's own time, its extern convolutions
+      counted above (each kernel by name with
+      ``torch._inductor.config.cpp.enable_kernel_profile = True``);
+    * the optimizer;
+    * everything else (eager element-wise kernels, autograd).
+
     ``matmul_utilisation`` is the rate of the convolutions and products alone against the
     peak: the step's ceiling if all the rest took no time."""
     from torch.profiler import ProfilerActivity, profile

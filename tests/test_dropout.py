@@ -52,6 +52,9 @@ def test_dropout_is_the_identity_when_evaluating_or_at_zero_and_seeded_when_trai
     torch.manual_seed(3)
     assert torch.equal(a, drop(x))  # the global generator's stream, as nn.Dropout's
     assert not torch.equal(a, drop(x))
+    drop.p = 0.9  # a probability set after construction is the one used
+    kept = (drop(torch.ones(100_000)) != 0).float().mean().item()
+    assert abs(kept - 0.1) < 0.005
 
 
 def test_dropout_gradient_is_its_mask_over_one_minus_p():

@@ -38,14 +38,14 @@ class Dropout(nn.Module):
         if not 0.0 <= p < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {p}")
         self.p = p
-        self.threshold = round(p * 65536) - 32768  # u >= threshold keeps: P = 1 - p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
         n = x.numel()
         bits = torch.randint(*_INT64, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-        keep = bits.view(torch.int16)[:n].view(x.shape) >= self.threshold
+        threshold = round(self.p * 65536) - 32768  # u >= threshold keeps: P = 1 - p
+        keep = bits.view(torch.int16)[:n].view(x.shape) >= threshold
         return x * keep * (1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
